@@ -1,0 +1,1 @@
+"""The harness: runs and times trials by the rules, and the command-line interface."""

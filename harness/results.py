@@ -1,0 +1,65 @@
+"""What a trial produces, as plain data: no JAX here, so the store and scoring can read it."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+
+class TrialStatus(StrEnum):
+    """How a trial ended."""
+
+    REACHED = "reached"
+    """The validation target was met within the budget."""
+    NOT_REACHED = "not_reached"
+    """The budget (or a step cap) ran out first."""
+    DIVERGED = "diverged"
+    """The training or validation loss became NaN or infinite."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EvalPoint:
+    """One evaluation: where training stood and what the metrics were."""
+
+    step: int
+    examples: int
+    timed_sec: float
+    train_loss: float
+    validation: Mapping[str, float]
+    test: Mapping[str, float]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrialResult:
+    """The outcome of one trial; times are timed seconds (compile included, evals excluded)."""
+
+    status: TrialStatus
+    reason: str
+    time_to_target_sec: float
+    steps_to_target: int | None
+    examples_to_target: int | None
+    timed_sec: float
+    compile_sec: float
+    num_steps: int
+    batch_size: int
+    num_devices: int
+    device_kind: str
+    flops_per_step: float | None
+    eval_points: tuple[EvalPoint, ...]
+
+    @property
+    def reached(self) -> bool:
+        return self.status is TrialStatus.REACHED
+
+    def summary(self) -> dict[str, Any]:
+        """The scalar fields, JSON-ready (infinity as ``math.inf``)."""
+        fields = dataclasses.asdict(self)
+        fields.pop("eval_points")
+        fields["status"] = self.status.value
+        return fields
+
+
+NOT_REACHED_TIME = math.inf

@@ -1,0 +1,305 @@
+"""Run one trial by the timing rules.
+
+Timed: every train step (data selection, gradient, optimizer update), the XLA
+compile of the train step (also recorded on its own), and ``eval_params``.
+Untimed: data preparation, model and optimizer init, evaluations, callbacks.
+The clock is read only after ``jax.block_until_ready``, at evaluation
+boundaries; the steps in between are dispatched asynchronously, so the clock
+still covers every step without a sync per step.
+
+A trial stops at the first evaluation that meets the validation target within
+the budget, when the budget (or ``max_steps``) is used up, or when the loss is
+no longer finite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from harness.results import EvalPoint, TrialResult, TrialStatus
+from submissions.api import Hparams, Submission, WorkloadInfo
+from workloads import data
+from workloads.base import Arrays, Workload
+
+Clock = Callable[[], float]
+DATA_AXIS = "data"
+
+
+class SubmissionFailure(RuntimeError):
+    """A submission's own code failed before training started (bad factory or hook)."""
+
+
+class TrainState(NamedTuple):
+    """Everything the jitted train step carries from one step to the next."""
+
+    step: jax.Array
+    params: Any
+    model_state: Any
+    opt_state: Any
+    last_loss: jax.Array
+    all_finite: jax.Array
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrialConfig:
+    """The inputs that, with the workload and submission, fully determine a trial."""
+
+    seed: int
+    hparams: Hparams | None
+    budget_sec: float
+    max_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.budget_sec > 0:
+            raise ValueError(f"budget_sec must be positive, got {self.budget_sec=}")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise ValueError(f"max_steps must be positive, got {self.max_steps=}")
+
+
+def make_mesh(devices: list | None = None) -> Mesh:
+    """A one-axis mesh over ``devices`` (default: all local devices) for data parallelism."""
+    devices = jax.local_devices() if devices is None else devices
+    return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def make_train_step(workload: Workload, tx: optax.GradientTransformationExtraArgs):
+    """The pure train step: loss and gradient, optimizer update, parameter update."""
+
+    def train_step(state: TrainState, batch: dict, rng: jax.Array) -> TrainState:
+        step_rng = jax.random.fold_in(rng, state.step)
+
+        def loss_fn(params):
+            return workload.loss(params, state.model_state, batch, step_rng, train=True)
+
+        (loss, (model_state, _)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(
+            step=state.step + 1,
+            params=params,
+            model_state=model_state,
+            opt_state=opt_state,
+            last_loss=loss,
+            all_finite=state.all_finite & jnp.isfinite(loss),
+        )
+
+    return train_step
+
+
+def workload_info(workload: Workload, submission: Submission, budget_sec: float, num_devices: int):
+    """The `WorkloadInfo` a submission sees, with its chosen batch size."""
+    spec = workload.spec
+    info = WorkloadInfo(
+        step_hint=spec.step_hint,
+        budget_sec=budget_sec,
+        batch_size=spec.batch_size,
+        num_train_examples=spec.num_train_examples,
+        num_devices=num_devices,
+    )
+    if submission.batch_size is None:
+        return info
+    try:
+        batch_size = int(submission.batch_size(info))
+    except Exception as error:
+        raise SubmissionFailure(f"{submission.name}.batch_size raised {error!r}") from error
+    if batch_size <= 0 or batch_size % num_devices:
+        raise SubmissionFailure(
+            f"{submission.name}.batch_size gave {batch_size}: it must be a positive multiple of "
+            f"the {num_devices} device(s)"
+        )
+    return dataclasses.replace(info, batch_size=batch_size)
+
+
+def make_optimizer(
+    submission: Submission, hparams: Hparams | None, info: WorkloadInfo
+) -> optax.GradientTransformationExtraArgs:
+    """Call the submission's factory, turning any failure into a `SubmissionFailure`."""
+    try:
+        tx = submission.make_optimizer(hparams, info)
+    except Exception as error:
+        raise SubmissionFailure(
+            f"{submission.name}.make_optimizer raised {type(error).__name__}: {error}"
+        ) from error
+    if not isinstance(tx, optax.GradientTransformation):
+        raise SubmissionFailure(
+            f"{submission.name}.make_optimizer returned {type(tx).__name__}, "
+            "not an optax.GradientTransformation"
+        )
+    return optax.with_extra_args_support(tx)
+
+
+def _pad_to_multiple(batch_size: int, multiple: int) -> int:
+    return -(-batch_size // multiple) * multiple
+
+
+class _Evaluator:
+    """Evaluates params on fixed, device-resident batches of one split (untimed)."""
+
+    def __init__(self, workload: Workload, arrays: Arrays, batch_size: int, mesh: Mesh):
+        replicated = NamedSharding(mesh, PartitionSpec())
+        sharded = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+        batch_size = _pad_to_multiple(batch_size, mesh.size)
+        self._batches = [jax.device_put(b, sharded) for b in data.eval_batches(arrays, batch_size)]
+        self._sums = jax.jit(workload.eval_sums, in_shardings=(replicated, replicated, sharded))
+        self._metrics = workload.metrics
+
+    def __call__(self, params, model_state) -> dict[str, float]:
+        partial = [self._sums(params, model_state, batch) for batch in self._batches]
+        totals = jax.tree.map(lambda *xs: float(np.sum(np.asarray(jax.device_get(xs)))), *partial)
+        return {k: float(v) for k, v in self._metrics(totals).items()}
+
+
+def _flops(compiled) -> float | None:
+    try:
+        analysis = compiled.cost_analysis()
+    except Exception:  # not every backend implements cost analysis
+        return None
+    if isinstance(analysis, list):
+        analysis = analysis[0] if analysis else {}
+    flops = (analysis or {}).get("flops")
+    return float(flops) if flops is not None and flops >= 0 else None
+
+
+def run_trial(
+    workload: Workload,
+    submission: Submission,
+    config: TrialConfig,
+    *,
+    data_dir: str,
+    mesh: Mesh | None = None,
+    clock: Clock = time.perf_counter,
+    on_eval: Callable[[EvalPoint], None] | None = None,
+) -> TrialResult:
+    """Train ``submission`` on ``workload`` once and time it by the rules (see module docstring)."""
+    spec = workload.spec
+    mesh = make_mesh() if mesh is None else mesh
+    replicated = NamedSharding(mesh, PartitionSpec())
+    sharded = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+    # Untimed setup: data, model, optimizer.
+    info = workload_info(workload, submission, config.budget_sec, mesh.size)
+    if info.batch_size % mesh.size:
+        raise ValueError(f"batch size {info.batch_size} is not divisible by {mesh.size} devices")
+    train_arrays = workload.load_split("train", data_dir)
+    evaluators = {
+        split: _Evaluator(workload, workload.load_split(split, data_dir), spec.eval_batch_size, mesh)
+        for split in ("validation", "test")
+    }
+    rng = jax.random.PRNGKey(config.seed)
+    init_rng, step_rng = jax.random.split(rng)
+    params, model_state = jax.jit(workload.init, out_shardings=replicated)(init_rng)
+    tx = make_optimizer(submission, config.hparams, info)
+    try:
+        opt_state = jax.jit(tx.init, out_shardings=replicated)(params)
+    except Exception as error:
+        raise SubmissionFailure(f"{submission.name} optimizer init raised {error!r}") from error
+    state = TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        model_state=model_state,
+        opt_state=opt_state,
+        last_loss=jnp.zeros((), jnp.float32),
+        all_finite=jnp.ones((), jnp.bool_),
+    )
+    state = jax.device_put(state, replicated)
+    step_rng = jax.device_put(step_rng, replicated)
+    batches: Iterator[Arrays] = data.train_batches(train_arrays, info.batch_size, config.seed)
+    first_batch = next(batches)
+    batch_shapes = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in first_batch.items()}
+    batches = _chain_first(first_batch, batches)
+    eval_params = jax.jit(submission.eval_params) if submission.eval_params else None
+
+    # Timed: compile, then steps in segments that end at evaluation boundaries.
+    start = clock()
+    compiled = (
+        jax.jit(
+            make_train_step(workload, tx),
+            in_shardings=(replicated, sharded, replicated),
+            out_shardings=replicated,
+            donate_argnums=0,
+        )
+        .lower(state, batch_shapes, step_rng)
+        .compile()
+    )
+    compile_sec = clock() - start
+    timed_sec = compile_sec
+
+    points: list[EvalPoint] = []
+    step = 0
+    status: TrialStatus | None = None
+    reason = ""
+    to_target: tuple[float, int, int] | None = None
+    max_steps = config.max_steps or math.inf
+    while status is None:
+        segment_end = min(step + spec.eval_every_steps, max_steps)
+        segment_start = clock()
+        deadline = segment_start + (config.budget_sec - timed_sec)
+        while step < segment_end:
+            state = compiled(state, next(batches), step_rng)
+            step += 1
+            if clock() >= deadline:
+                break
+        jax.block_until_ready(state)
+        eval_params_now = state.params
+        if eval_params is not None:
+            eval_params_now = jax.block_until_ready(eval_params(state.opt_state, state.params))
+        timed_sec += clock() - segment_start
+
+        # Untimed: evaluation and bookkeeping.
+        if not bool(state.all_finite):
+            status, reason = TrialStatus.DIVERGED, f"non-finite training loss by step {step}"
+            break
+        metrics = {split: ev(eval_params_now, state.model_state) for split, ev in evaluators.items()}
+        point = EvalPoint(
+            step=step,
+            examples=step * info.batch_size,
+            timed_sec=timed_sec,
+            train_loss=float(state.last_loss),
+            validation=metrics["validation"],
+            test=metrics["test"],
+        )
+        points.append(point)
+        if on_eval is not None:
+            on_eval(point)
+        value = point.validation[spec.metric]
+        within_budget = timed_sec <= config.budget_sec
+        if not all(math.isfinite(v) for v in point.validation.values()):
+            status, reason = TrialStatus.DIVERGED, f"non-finite validation metrics at step {step}"
+        elif within_budget and spec.reached(value):
+            status, reason = TrialStatus.REACHED, f"validation {spec.metric} {value:.6g} at step {step}"
+            to_target = (timed_sec, step, point.examples)
+        elif not within_budget or timed_sec >= config.budget_sec:
+            status, reason = TrialStatus.NOT_REACHED, f"budget of {config.budget_sec:g} s used up"
+        elif step >= max_steps:
+            status, reason = TrialStatus.NOT_REACHED, f"max_steps {config.max_steps} reached"
+
+    return TrialResult(
+        status=status,
+        reason=reason,
+        time_to_target_sec=to_target[0] if to_target else math.inf,
+        steps_to_target=to_target[1] if to_target else None,
+        examples_to_target=to_target[2] if to_target else None,
+        timed_sec=timed_sec,
+        compile_sec=compile_sec,
+        num_steps=step,
+        batch_size=info.batch_size,
+        num_devices=mesh.size,
+        device_kind=mesh.devices.flat[0].device_kind,
+        flops_per_step=_flops(compiled),
+        eval_points=tuple(points),
+    )
+
+
+def _chain_first(first: Arrays, rest: Iterator[Arrays]) -> Iterator[Arrays]:
+    yield first
+    yield from rest

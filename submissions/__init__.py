@@ -1,0 +1,1 @@
+"""Submissions: training algorithms as optax factories, built in or loaded as plugins."""

@@ -1,0 +1,140 @@
+"""Find a submission by built-in name, by ``.py`` path, or by an installed package's entry point.
+
+Every loaded submission carries the sha256 of its source, so results are tied to
+the exact code that produced them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from submissions.api import Submission
+
+ENTRY_POINT_GROUP = "optarena.submissions"
+
+_BUILTIN: tuple[tuple[str, str], ...] = (("nadamw", "submissions.nadamw"),)
+
+
+class SubmissionError(ValueError):
+    """A reference that does not name a loadable submission."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedSubmission:
+    """A submission with where it came from and the hash of its source."""
+
+    submission: Submission
+    origin: str
+    source_sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.submission.name
+
+
+def _checked(entries) -> dict[str, str]:
+    registry: dict[str, str] = {}
+    for name, module in entries:
+        if name in registry:
+            raise ValueError(f"duplicate submission name {name!r} ({registry[name]} and {module})")
+        registry[name] = module
+    return registry
+
+
+_REGISTRY = _checked(_BUILTIN)
+
+
+def builtin_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    """Installed plugins by name; a plugin may not reuse a built-in's name."""
+    found: dict[str, importlib.metadata.EntryPoint] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _REGISTRY or ep.name in found:
+            raise SubmissionError(f"duplicate submission name {ep.name!r} from entry point {ep.value}")
+        found[ep.name] = ep
+    return found
+
+
+def source_sha256(module: ModuleType) -> str:
+    """sha256 of a module's source; for a package, of every ``.py`` file under it, in path order."""
+    path = Path(module.__file__ or "")
+    files = sorted(path.parent.rglob("*.py")) if path.name == "__init__.py" else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.relative_to(path.parent).as_posix().encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _submission_of(obj: object, origin: str) -> Submission:
+    candidate = getattr(obj, "SUBMISSION", obj) if isinstance(obj, ModuleType) else obj
+    if isinstance(obj, ModuleType) and not hasattr(obj, "SUBMISSION"):
+        raise SubmissionError(f"{origin} is not a submission: it defines no SUBMISSION")
+    if not isinstance(candidate, Submission):
+        raise SubmissionError(
+            f"{origin} is not a submission: SUBMISSION is a {type(candidate).__name__}, "
+            "not submissions.api.Submission"
+        )
+    return candidate
+
+
+def _load_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise SubmissionError(f"submission file not found: {path}")
+    if path.suffix != ".py":
+        raise SubmissionError(f"submission file must be a .py file, got {path}")
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    module_name = f"optarena_submission_{path.stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise SubmissionError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    sys.path.insert(0, str(path.parent.resolve()))
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[module_name]
+        raise SubmissionError(f"importing {path} failed: {type(error).__name__}: {error}") from error
+    finally:
+        sys.path.remove(str(path.parent.resolve()))
+    return module
+
+
+def load(reference: str) -> LoadedSubmission:
+    """Load a submission by built-in name, ``.py`` path, or entry-point name (in that order)."""
+    if reference.endswith(".py") or "/" in reference or Path(reference).suffix:
+        path = Path(reference)
+        module = _load_file(path)
+        return LoadedSubmission(_submission_of(module, str(path)), str(path), source_sha256(module))
+    if reference in _REGISTRY:
+        module = importlib.import_module(_REGISTRY[reference])
+        return LoadedSubmission(
+            _submission_of(module, reference), f"builtin:{reference}", source_sha256(module)
+        )
+    plugins = entry_points()
+    if reference in plugins:
+        ep = plugins[reference]
+        try:
+            obj = ep.load()
+        except Exception as error:
+            raise SubmissionError(
+                f"loading entry point {reference!r} ({ep.value}) failed: {type(error).__name__}: {error}"
+            ) from error
+        module = sys.modules[ep.module]
+        return LoadedSubmission(
+            _submission_of(obj, f"entry point {ep.value}"), f"entry_point:{ep.value}",
+            source_sha256(module),
+        )
+    known = ", ".join([*builtin_names(), *sorted(plugins)])
+    raise SubmissionError(f"unknown submission {reference!r}; known: {known} (or give a .py path)")

@@ -1,0 +1,93 @@
+"""TFDS-backed data: prepare a builder once into a data directory, then batch it deterministically.
+
+Builders write ``array_record`` files with numpy ``Tensor`` features, so preparing
+and reading them needs no TensorFlow. Each split is read into host memory once
+(untimed dataset preparation); training batches are drawn from a per-epoch
+permutation seeded by the trial seed, which makes them identical run to run.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from workloads.base import Arrays
+
+DATA_DIR_ENV = "OPTARENA_DATA_DIR"
+SPLITS = ("train", "validation", "test")
+WEIGHT_KEY = "weight"
+
+
+def default_data_dir() -> str:
+    """``$OPTARENA_DATA_DIR``, else ``~/.cache/optarena/tensorflow_datasets``."""
+    configured = os.environ.get(DATA_DIR_ENV)
+    if configured:
+        return configured
+    return str(Path.home() / ".cache" / "optarena" / "tensorflow_datasets")
+
+
+def prepare(builder_cls: type, data_dir: str):
+    """Prepare ``builder_cls`` into ``data_dir`` (a no-op when already prepared) and return it."""
+    import tensorflow_datasets as tfds
+
+    tfds.disable_progress_bar()
+    builder = builder_cls(data_dir=data_dir, file_format="array_record")
+    builder.download_and_prepare()
+    return builder
+
+
+@functools.lru_cache(maxsize=32)
+def _load_split_cached(builder_cls: type, split: str, data_dir: str) -> Arrays:
+    source = prepare(builder_cls, data_dir).as_data_source()[split]
+    records = source.__getitems__(list(range(len(source))))
+    arrays = {key: np.stack([np.asarray(r[key]) for r in records]) for key in records[0]}
+    for array in arrays.values():
+        array.setflags(write=False)
+    return arrays
+
+
+def load_split(builder_cls: type, split: str, data_dir: str) -> Arrays:
+    """Read a whole split of a prepared builder into read-only numpy arrays (cached per process)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split=}")
+    return _load_split_cached(builder_cls, split, str(data_dir))
+
+
+def num_examples(arrays: Arrays) -> int:
+    return len(next(iter(arrays.values())))
+
+
+def train_batches(arrays: Arrays, batch_size: int, seed: int) -> Iterator[Arrays]:
+    """Endless training batches: each epoch a fresh permutation from ``(seed, epoch)``, remainder dropped."""
+    n = num_examples(arrays)
+    if batch_size > n:
+        raise ValueError(f"batch_size {batch_size} exceeds the {n} training examples")
+    epoch = 0
+    while True:
+        order = np.random.default_rng((seed, epoch)).permutation(n)
+        for start in range(0, n - batch_size + 1, batch_size):
+            index = order[start : start + batch_size]
+            yield {key: value[index] for key, value in arrays.items()}
+        epoch += 1
+
+
+def eval_batches(arrays: Arrays, batch_size: int) -> list[Arrays]:
+    """A split in fixed-size batches, the last one zero-padded, with a ``weight`` of 0 on padding."""
+    n = num_examples(arrays)
+    batches = []
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        pad = batch_size - (stop - start)
+        batch = {
+            key: np.concatenate([value[start:stop], np.zeros((pad, *value.shape[1:]), value.dtype)])
+            for key, value in arrays.items()
+        }
+        batch[WEIGHT_KEY] = np.concatenate(
+            [np.ones(stop - start, np.float32), np.zeros(pad, np.float32)]
+        )
+        batches.append(batch)
+    return batches

@@ -1,0 +1,53 @@
+"""1-D CNN on MNIST-1D signals generated locally: a small convolutional workload.
+
+Model: three 1-D convolutions (32 channels, kernel 5, stride 2 after the first), GELU,
+global average pooling and a linear head. Loss: softmax cross-entropy. Metric: error rate.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+
+from workloads.classification import make_classification_workload
+from workloads.datasets.mnist1d import SEQUENCE_LENGTH, OptarenaMnist1d
+from workloads.spec import MetricMode, WorkloadSpec
+
+SPEC = WorkloadSpec(
+    name="mnist1d_cnn",
+    dataset="optarena_mnist1d",
+    model="1-D CNN, 3 conv layers x 32 channels, GELU, global average pool",
+    loss="softmax cross-entropy",
+    metric="error_rate",
+    mode=MetricMode.MIN,
+    validation_target=0.05,
+    test_target=0.06,
+    budget_sec=15.0,
+    step_hint=3000,
+    eval_every_steps=100,
+    batch_size=128,
+    eval_batch_size=1000,
+    num_train_examples=4000,
+)
+
+
+class CNN1D(nn.Module):
+    """Convolutions over the signal's single channel, then a linear classifier."""
+
+    channels: int = 32
+    num_layers: int = 3
+    num_classes: int = 10
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        del train
+        x = x[..., None]
+        for layer in range(self.num_layers):
+            stride = 1 if layer == 0 else 2
+            x = nn.gelu(nn.Conv(self.channels, kernel_size=(5,), strides=(stride,))(x))
+        x = x.mean(axis=1)
+        return nn.Dense(self.num_classes)(x)
+
+
+WORKLOAD = make_classification_workload(
+    SPEC, CNN1D(), OptarenaMnist1d, input_key="signal", input_shape=(SEQUENCE_LENGTH,)
+)

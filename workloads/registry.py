@@ -1,0 +1,48 @@
+"""The explicit registry of built-in workloads, by name.
+
+Each entry names the module that defines ``WORKLOAD``; modules are imported only
+when a workload is asked for, so listing names costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+
+from workloads.base import Workload
+
+_BUILTIN: tuple[tuple[str, str], ...] = (
+    ("digits_mlp", "workloads.digits_mlp"),
+    ("mnist1d_cnn", "workloads.mnist1d_cnn"),
+)
+
+
+class UnknownWorkloadError(LookupError):
+    """Raised for a workload name that is not registered."""
+
+
+def _checked(entries: Iterable[tuple[str, str]]) -> dict[str, str]:
+    registry: dict[str, str] = {}
+    for name, module in entries:
+        if name in registry:
+            raise ValueError(f"duplicate workload name {name!r} ({registry[name]} and {module})")
+        registry[name] = module
+    return registry
+
+
+_REGISTRY = _checked(_BUILTIN)
+
+
+def names() -> list[str]:
+    """Registered workload names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Workload:
+    """The registered workload ``name``; raises `UnknownWorkloadError` with the known names."""
+    if name not in _REGISTRY:
+        raise UnknownWorkloadError(f"unknown workload {name!r}; known: {', '.join(names())}")
+    workload = importlib.import_module(_REGISTRY[name]).WORKLOAD
+    if workload.spec.name != name:
+        raise ValueError(f"module {_REGISTRY[name]} defines {workload.spec.name!r}, not {name!r}")
+    return workload
