@@ -8,8 +8,10 @@ permutation seeded by the trial seed, which makes them identical run to run.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,7 +38,9 @@ def prepare(builder_cls: type, data_dir: str):
 
     tfds.disable_progress_bar()
     builder = builder_cls(data_dir=data_dir, file_format="array_record")
-    builder.download_and_prepare()
+    # TFDS prints its preparation messages to stdout; keep stdout for results (e.g. --json).
+    with contextlib.redirect_stdout(sys.stderr):
+        builder.download_and_prepare()
     return builder
 
 

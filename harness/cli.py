@@ -1,0 +1,421 @@
+"""The ``optarena`` command line: list workloads and submissions, run and store trials, show them.
+
+Bad input (an unknown name, malformed JSON, a file that is not a submission, a
+factory that raises) prints one line on stderr and exits with status 2, before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import math
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+
+class BadInput(Exception):
+    """User input that cannot be acted on; reported as one line, exit status 2."""
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """A rich console; wide when not a terminal so that logs keep whole table rows."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(highlight=False, stderr=stderr, width=None if stream.isatty() else 140)
+
+
+def _print_json(payload: Any) -> None:
+    def default(value: Any) -> Any:
+        if isinstance(value, dt.datetime):
+            return value.isoformat()
+        return str(value)
+
+    sys.stdout.write(json.dumps(_finite_json(payload), indent=2, default=default) + "\n")
+
+
+def _finite_json(value: Any) -> Any:
+    """Infinity and NaN are not JSON: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_json(v) for v in value]
+    return value
+
+
+def _format_time(seconds: float) -> str:
+    return "-" if not math.isfinite(seconds) else f"{seconds:.2f}"
+
+
+# ---------------------------------------------------------------- listing commands
+
+
+def cmd_workloads(args: argparse.Namespace) -> int:
+    from workloads import registry
+
+    specs = [registry.get(name).spec for name in registry.names()]
+    if args.json:
+        _print_json([spec.to_dict() for spec in specs])
+        return EXIT_OK
+    table = Table(title="Workloads")
+    for column in ("name", "base", "metric", "val target", "test target", "budget s",
+                   "step hint", "batch"):
+        table.add_column(column)
+    for spec in specs:
+        table.add_row(
+            spec.name, spec.base or "-", f"{spec.metric} ({spec.mode.value})",
+            f"{spec.validation_target:g}", f"{spec.test_target:g}", f"{spec.budget_sec:g}",
+            str(spec.step_hint), str(spec.batch_size),
+        )
+    _console().print(table)
+    return EXIT_OK
+
+
+def cmd_submissions(args: argparse.Namespace) -> int:
+    from submissions import loader
+
+    rows: list[dict[str, Any]] = []
+    names = loader.builtin_names() + sorted(loader.entry_points())
+    for name in names:
+        try:
+            loaded = loader.load(name)
+        except loader.SubmissionError as error:
+            rows.append({"name": name, "origin": "?", "error": str(error)})
+            continue
+        rows.append(
+            {
+                "name": loaded.name,
+                "origin": loaded.origin,
+                "source_sha256": loaded.source_sha256,
+                "external_tuning": loaded.submission.search_space is not None,
+                "search_space": loaded.submission.search_space,
+                "default_hparams": loaded.submission.default_hparams,
+            }
+        )
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    table = Table(title="Submissions")
+    for column in ("name", "origin", "source sha256", "search space"):
+        table.add_column(column)
+    for row in rows:
+        if "error" in row:
+            table.add_row(row["name"], row["origin"], "-", f"[red]failed to load: {row['error']}")
+            continue
+        space = row["search_space"]
+        table.add_row(
+            row["name"], row["origin"], row["source_sha256"][:12],
+            ", ".join(space) if isinstance(space, Mapping) else f"{len(space or [])} points",
+        )
+    _console().print(table)
+    return EXIT_OK
+
+
+def _trials_table(frame, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("id", "submission", "workload", "seed", "status", "time to target s",
+                   "steps to target", "timed s", "compile s", "steps"):
+        table.add_column(column, justify="right" if column not in ("submission", "workload",
+                                                                   "status") else "left")
+    for row in frame.itertuples():
+        status = row.status if row.status == "reached" else f"[yellow]{row.status}"
+        table.add_row(
+            str(row.id), row.submission, row.workload, str(row.seed), status,
+            _format_time(row.time_to_target_sec),
+            "-" if row.steps_to_target is None or math.isnan(row.steps_to_target)
+            else str(int(row.steps_to_target)),
+            f"{row.timed_sec:.2f}", f"{row.compile_sec:.2f}", str(row.num_steps),
+        )
+    return table
+
+
+def cmd_trials(args: argparse.Namespace) -> int:
+    store = _open_store(args.db)
+    frame = store.trials(workload=args.workload, submission=args.submission)
+    if args.json:
+        _print_json(frame.astype(object).where(frame.notna(), None).to_dict(orient="records"))
+        return EXIT_OK
+    _console().print(_trials_table(frame, f"Trials in {store.url}"))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- running trials
+
+
+def _open_store(url: str | None):
+    from leaderboard.store import Store, StoreError
+
+    try:
+        return Store(url)
+    except StoreError as error:
+        raise BadInput(str(error)) from error
+
+
+def _parse_hparams(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BadInput(f"--hparams is not valid JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise BadInput(f"--hparams must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _resolve_hparams(submission, overrides: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The submission's default point with ``overrides`` applied; unknown names are errors."""
+    defaults = dict(submission.default_hparams or {})
+    if overrides is None:
+        return defaults or None
+    space = submission.search_space
+    known = set(defaults) | (set(space) if isinstance(space, Mapping) else set())
+    if isinstance(space, Sequence) and not isinstance(space, str | bytes):
+        for point in space:
+            known |= set(point)
+    unknown = sorted(set(overrides) - known) if known else []
+    if unknown:
+        raise BadInput(
+            f"unknown hyperparameter(s) {', '.join(unknown)} for {submission.name}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    return {**defaults, **overrides}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    workload: Any
+    loaded: Any
+    hparams: dict[str, Any] | None
+    config: Any
+
+
+def _prepare_job(workload_name, submission_ref, hparams_text, seed, budget, max_steps) -> _Job:
+    from harness import runner
+    from submissions import loader
+    from workloads import registry
+
+    hparams_override = _parse_hparams(hparams_text)
+    try:
+        workload = registry.get(workload_name)
+    except registry.UnknownWorkloadError as error:
+        raise BadInput(str(error)) from error
+    try:
+        loaded = loader.load(submission_ref)
+    except loader.SubmissionError as error:
+        raise BadInput(str(error)) from error
+    hparams = _resolve_hparams(loaded.submission, hparams_override)
+    try:
+        config = runner.TrialConfig(
+            seed=seed,
+            hparams=hparams,
+            budget_sec=workload.spec.budget_sec if budget is None else budget,
+            max_steps=max_steps,
+        )
+        # Pre-flight the submission's own code so that a broken factory writes nothing.
+        info = runner.workload_info(
+            workload, loaded.submission, config.budget_sec, runner.make_mesh().size
+        )
+        runner.make_optimizer(loaded.submission, hparams, info)
+    except (ValueError, runner.SubmissionFailure) as error:
+        raise BadInput(str(error)) from error
+    return _Job(workload, loaded, hparams, config)
+
+
+def _run_and_store(job: _Job, store, data_dir: str, console: Console, show_progress: bool):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness import provenance, runner
+    from leaderboard.store import TrialSubmissionInfo
+
+    spec = job.workload.spec
+    budget = job.config.budget_sec
+    label = f"{job.loaded.name} on {spec.name} (seed {job.config.seed})"
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.1f}/{task.total:.0f} timed s"),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show_progress,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(label, total=budget, status="compiling...")
+
+        def on_eval(point) -> None:
+            value = point.validation.get(spec.metric, math.nan)
+            progress.update(
+                task,
+                completed=min(point.timed_sec, budget),
+                status=f"step {point.step}  val {spec.metric} {value:.4g} "
+                f"(target {spec.validation_target:g})",
+            )
+
+        started_at = dt.datetime.now(dt.UTC)
+        try:
+            result = runner.run_trial(
+                job.workload, job.loaded.submission, job.config, data_dir=data_dir,
+                on_eval=on_eval,
+            )
+        except runner.SubmissionFailure as error:
+            raise BadInput(str(error)) from error
+        finished_at = dt.datetime.now(dt.UTC)
+        progress.update(task, status=f"{result.status.value}: {result.reason}")
+    trial_id = store.add_trial(
+        submission=TrialSubmissionInfo(
+            name=job.loaded.name, origin=job.loaded.origin,
+            source_sha256=job.loaded.source_sha256,
+        ),
+        spec=spec,
+        seed=job.config.seed,
+        hparams=job.hparams,
+        budget_sec=job.config.budget_sec,
+        max_steps=job.config.max_steps,
+        result=result,
+        provenance=provenance.collect(),
+        started_at=started_at,
+        finished_at=finished_at,
+    )
+    return trial_id, result
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    job = _prepare_job(
+        args.workload, args.submission, args.hparams, args.seed, args.budget, args.max_steps
+    )
+    store = _open_store(args.db)
+    console = _console(stderr=True) if args.json else _console()
+    trial_id, result = _run_and_store(job, store, _data_dir(args), console, not args.json)
+    if args.json:
+        _print_json({"trial_id": trial_id, **result.summary()})
+        return EXIT_OK
+    _console().print(
+        f"trial {trial_id}: {result.status.value} ({result.reason}); "
+        f"time to target {_format_time(result.time_to_target_sec)} s, "
+        f"{result.num_steps} steps, compile {result.compile_sec:.2f} s; stored in {store.url}"
+    )
+    return EXIT_OK
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    """The main job: every built-in submission on every built-in workload, one trial each."""
+    from submissions import loader
+    from workloads import registry
+
+    jobs = [
+        _prepare_job(workload, submission, None, args.seed, None, None)
+        for submission in loader.builtin_names()
+        for workload in registry.names()
+    ]
+    store = _open_store(args.db)
+    console = _console()
+    ids = [_run_and_store(job, store, _data_dir(args), console, True)[0] for job in jobs]
+    frame = store.trials()
+    console.print(_trials_table(frame[frame["id"].isin(ids)], f"This run, stored in {store.url}"))
+    return EXIT_OK
+
+
+def _data_dir(args: argparse.Namespace) -> str:
+    from workloads.data import default_data_dir
+
+    return args.data_dir or default_data_dir()
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="optarena", description="An AlgoPerf-style benchmark for training algorithms."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def add_store(sub) -> None:
+        sub.add_argument("--db", help="SQLAlchemy URL of the store (default: $OPTARENA_DB or "
+                         "sqlite:///optarena.db)")
+
+    def add_data(sub) -> None:
+        sub.add_argument("--data-dir", help="TFDS data directory (default: $OPTARENA_DATA_DIR "
+                         "or ~/.cache/optarena/tensorflow_datasets)")
+
+    sub = add("workloads", cmd_workloads, "List the registered workloads.")
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sub = add("submissions", cmd_submissions, "List built-in and installed submissions.")
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sub = add("run", cmd_run, "Run one timed trial and store it.")
+    sub.add_argument("--workload", required=True, help="registered workload name")
+    sub.add_argument("--submission", required=True,
+                     help="built-in name, path to a .py file, or installed plugin name")
+    sub.add_argument("--hparams", help="JSON object overriding the submission's default point")
+    sub.add_argument("--seed", type=int, default=0, help="trial seed (default 0)")
+    sub.add_argument("--budget", type=_positive_float,
+                     help="time budget in timed seconds (default: the workload's)")
+    sub.add_argument("--max-steps", type=_positive_int, help="stop after this many steps")
+    sub.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_store(sub)
+    add_data(sub)
+
+    sub = add("trials", cmd_trials, "List stored trials.")
+    sub.add_argument("--workload", help="only this workload")
+    sub.add_argument("--submission", help="only this submission")
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
+    add_store(sub)
+
+    sub = add("quickstart", cmd_quickstart,
+              "Run every built-in submission on every built-in workload once and show the table.")
+    sub.add_argument("--seed", type=int, default=0, help="trial seed (default 0)")
+    add_store(sub)
+    add_data(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except BadInput as error:
+        sys.stderr.write(f"optarena: error: {error}\n".replace("\n", " ").rstrip() + "\n")
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

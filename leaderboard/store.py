@@ -1,0 +1,237 @@
+"""The SQL store: trials with their eval points and provenance, behind a small typed API.
+
+Any SQLAlchemy URL works; the default is a SQLite file. A trial and all of its
+eval points are written in one transaction, so a killed process never leaves a
+trial that looks complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import create_engine, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from harness.results import EvalPoint, TrialResult
+from leaderboard.models import Base, EvalPointRow, SubmissionRow, TrialRow, WorkloadRow
+from workloads.spec import WorkloadSpec
+
+DB_ENV = "OPTARENA_DB"
+DEFAULT_DB_FILE = "optarena.db"
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or written."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Provenance:
+    """Where and with what a trial ran."""
+
+    optarena_version: str
+    git_commit: str | None
+    jax_version: str
+    flax_version: str
+    optax_version: str
+    python_version: str
+    platform: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrialSubmissionInfo:
+    """Identity of the submission that ran a trial."""
+
+    name: str
+    origin: str
+    source_sha256: str
+
+
+def default_url() -> str:
+    """``$OPTARENA_DB`` if set, else the SQLite file ``optarena.db`` in the working directory."""
+    return os.environ.get(DB_ENV) or f"sqlite:///{DEFAULT_DB_FILE}"
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _json_metrics(metrics: Mapping[str, float]) -> dict[str, float | None]:
+    return {key: _finite_or_none(float(value)) for key, value in metrics.items()}
+
+
+class Store:
+    """A connection to the leaderboard database; creates the tables it needs."""
+
+    def __init__(self, url: str | None = None):
+        url = url or default_url()
+        try:
+            parsed = make_url(url)
+            if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self._engine: Engine = create_engine(parsed)
+            Base.metadata.create_all(self._engine)
+        except (ArgumentError, SQLAlchemyError, ImportError, OSError) as error:
+            raise StoreError(f"cannot open store {url!r}: {error}".splitlines()[0]) from error
+        self.url = url
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def add_trial(
+        self,
+        *,
+        submission: TrialSubmissionInfo,
+        spec: WorkloadSpec,
+        seed: int,
+        hparams: Mapping[str, Any] | None,
+        budget_sec: float,
+        max_steps: int | None,
+        result: TrialResult,
+        provenance: Provenance,
+        started_at: dt.datetime,
+        finished_at: dt.datetime,
+    ) -> int:
+        """Store one finished trial and its eval points atomically; returns the trial id."""
+        try:
+            with Session(self._engine) as session, session.begin():
+                trial = TrialRow(
+                    submission=self._submission_row(session, submission),
+                    workload=self._workload_row(session, spec),
+                    seed=seed,
+                    hparams=dict(hparams) if hparams is not None else None,
+                    budget_sec=budget_sec,
+                    max_steps=max_steps,
+                    status=result.status.value,
+                    reason=result.reason,
+                    time_to_target_sec=_finite_or_none(result.time_to_target_sec),
+                    steps_to_target=result.steps_to_target,
+                    examples_to_target=result.examples_to_target,
+                    timed_sec=result.timed_sec,
+                    compile_sec=result.compile_sec,
+                    num_steps=result.num_steps,
+                    batch_size=result.batch_size,
+                    num_devices=result.num_devices,
+                    device_kind=result.device_kind,
+                    flops_per_step=result.flops_per_step,
+                    started_at=started_at,
+                    finished_at=finished_at,
+                    **dataclasses.asdict(provenance),
+                    eval_points=[
+                        EvalPointRow(
+                            step=p.step,
+                            examples=p.examples,
+                            timed_sec=p.timed_sec,
+                            train_loss=_finite_or_none(p.train_loss),
+                            validation=_json_metrics(p.validation),
+                            test=_json_metrics(p.test),
+                        )
+                        for p in result.eval_points
+                    ],
+                )
+                session.add(trial)
+                session.flush()
+                return trial.id
+        except SQLAlchemyError as error:
+            raise StoreError(f"cannot write trial to {self.url}: {error}".splitlines()[0]) from error
+
+    @staticmethod
+    def _submission_row(session: Session, info: TrialSubmissionInfo) -> SubmissionRow:
+        row = session.scalar(
+            select(SubmissionRow).filter_by(name=info.name, source_sha256=info.source_sha256)
+        )
+        return row or SubmissionRow(
+            name=info.name, origin=info.origin, source_sha256=info.source_sha256
+        )
+
+    @staticmethod
+    def _workload_row(session: Session, spec: WorkloadSpec) -> WorkloadRow:
+        digest = spec.sha256()
+        row = session.scalar(select(WorkloadRow).filter_by(name=spec.name, spec_sha256=digest))
+        return row or WorkloadRow(
+            name=spec.name, base=spec.base, spec_sha256=digest, spec=spec.to_dict()
+        )
+
+    def trials(self, *, workload: str | None = None, submission: str | None = None) -> pd.DataFrame:
+        """Stored trials, one row each, oldest first; a missed target reads as ``inf``."""
+        query = (
+            select(
+                TrialRow.id,
+                SubmissionRow.name.label("submission"),
+                WorkloadRow.name.label("workload"),
+                TrialRow.status,
+                TrialRow.seed,
+                TrialRow.time_to_target_sec,
+                TrialRow.steps_to_target,
+                TrialRow.examples_to_target,
+                TrialRow.timed_sec,
+                TrialRow.compile_sec,
+                TrialRow.num_steps,
+                TrialRow.batch_size,
+                TrialRow.num_devices,
+                TrialRow.device_kind,
+                TrialRow.budget_sec,
+                TrialRow.reason,
+                TrialRow.started_at,
+                SubmissionRow.source_sha256,
+                WorkloadRow.spec_sha256,
+            )
+            .join(TrialRow.submission)
+            .join(TrialRow.workload)
+            .order_by(TrialRow.id)
+        )
+        if workload is not None:
+            query = query.where(WorkloadRow.name == workload)
+        if submission is not None:
+            query = query.where(SubmissionRow.name == submission)
+        with self._engine.connect() as connection:
+            frame = pd.read_sql(query, connection)
+        frame["time_to_target_sec"] = frame["time_to_target_sec"].astype(float).fillna(math.inf)
+        return frame
+
+    def trial(self, trial_id: int) -> dict[str, Any]:
+        """Everything stored about one trial, provenance, hyperparameters and spec included."""
+        with Session(self._engine) as session:
+            row = session.get(TrialRow, trial_id)
+            if row is None:
+                raise KeyError(f"no trial with id {trial_id}")
+            fields = {c.key: getattr(row, c.key) for c in TrialRow.__table__.columns}
+            fields["time_to_target_sec"] = (
+                math.inf if row.time_to_target_sec is None else row.time_to_target_sec
+            )
+            fields["submission"] = row.submission.name
+            fields["submission_origin"] = row.submission.origin
+            fields["source_sha256"] = row.submission.source_sha256
+            fields["workload"] = row.workload.name
+            fields["spec"] = dict(row.workload.spec)
+            return fields
+
+    def eval_points(self, trial_id: int) -> list[EvalPoint]:
+        """The eval points of one trial in step order (``nan`` where a value was not finite)."""
+
+        def restore(metrics: Mapping[str, float | None]) -> dict[str, float]:
+            return {k: math.nan if v is None else float(v) for k, v in metrics.items()}
+
+        with Session(self._engine) as session:
+            rows = session.scalars(
+                select(EvalPointRow).filter_by(trial_id=trial_id).order_by(EvalPointRow.step)
+            )
+            return [
+                EvalPoint(
+                    step=r.step,
+                    examples=r.examples,
+                    timed_sec=r.timed_sec,
+                    train_loss=math.nan if r.train_loss is None else r.train_loss,
+                    validation=restore(r.validation),
+                    test=restore(r.test),
+                )
+                for r in rows
+            ]
