@@ -92,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help=f"exit 1 if a ratio < {TARGET_RATIO}")
     args = parser.parse_args(argv)
     submission = loader.load("nadamw").submission
-    print(f"devices: {jax.local_device_count()} x {jax.local_devices()[0].device_kind}; "
-          f"{args.steps} steps x {args.rounds} rounds, interleaved")
+    print(
+        f"devices: {jax.local_device_count()} x {jax.local_devices()[0].device_kind}; "
+        f"{args.steps} steps x {args.rounds} rounds, interleaved"
+    )
     print(f"{'workload':<16}{'harness steps/s':>17}{'bare steps/s':>14}{'ratio':>8}")
     worst = float("inf")
     for name in args.workload or registry.names():
@@ -104,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             bare.append(bare_steps_per_sec(workload, submission, args.steps, args.data_dir))
         ratio = statistics.median(harness) / statistics.median(bare)
         worst = min(worst, ratio)
-        print(f"{name:<16}{statistics.median(harness):>17.0f}{statistics.median(bare):>14.0f}"
-              f"{ratio:>8.3f}")
+        print(
+            f"{name:<16}{statistics.median(harness):>17.0f}{statistics.median(bare):>14.0f}"
+            f"{ratio:>8.3f}"
+        )
     print(f"worst ratio {worst:.3f} (target >= {TARGET_RATIO})")
     return 1 if args.check and worst < TARGET_RATIO else 0
 

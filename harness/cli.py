@@ -68,14 +68,27 @@ def cmd_workloads(args: argparse.Namespace) -> int:
         _print_json([spec.to_dict() for spec in specs])
         return EXIT_OK
     table = Table(title="Workloads")
-    for column in ("name", "base", "metric", "val target", "test target", "budget s",
-                   "step hint", "batch"):
+    for column in (
+        "name",
+        "base",
+        "metric",
+        "val target",
+        "test target",
+        "budget s",
+        "step hint",
+        "batch",
+    ):
         table.add_column(column)
     for spec in specs:
         table.add_row(
-            spec.name, spec.base or "-", f"{spec.metric} ({spec.mode.value})",
-            f"{spec.validation_target:g}", f"{spec.test_target:g}", f"{spec.budget_sec:g}",
-            str(spec.step_hint), str(spec.batch_size),
+            spec.name,
+            spec.base or "-",
+            f"{spec.metric} ({spec.mode.value})",
+            f"{spec.validation_target:g}",
+            f"{spec.test_target:g}",
+            f"{spec.budget_sec:g}",
+            str(spec.step_hint),
+            str(spec.batch_size),
         )
     _console().print(table)
     return EXIT_OK
@@ -114,7 +127,9 @@ def cmd_submissions(args: argparse.Namespace) -> int:
             continue
         space = row["search_space"]
         table.add_row(
-            row["name"], row["origin"], row["source_sha256"][:12],
+            row["name"],
+            row["origin"],
+            row["source_sha256"][:12],
             ", ".join(space) if isinstance(space, Mapping) else f"{len(space or [])} points",
         )
     _console().print(table)
@@ -123,18 +138,37 @@ def cmd_submissions(args: argparse.Namespace) -> int:
 
 def _trials_table(frame, title: str) -> Table:
     table = Table(title=title)
-    for column in ("id", "submission", "workload", "seed", "status", "time to target s",
-                   "steps to target", "timed s", "compile s", "steps"):
-        table.add_column(column, justify="right" if column not in ("submission", "workload",
-                                                                   "status") else "left")
+    for column in (
+        "id",
+        "submission",
+        "workload",
+        "seed",
+        "status",
+        "time to target s",
+        "steps to target",
+        "timed s",
+        "compile s",
+        "steps",
+    ):
+        table.add_column(
+            column,
+            justify="right" if column not in ("submission", "workload", "status") else "left",
+        )
     for row in frame.itertuples():
         status = row.status if row.status == "reached" else f"[yellow]{row.status}"
         table.add_row(
-            str(row.id), row.submission, row.workload, str(row.seed), status,
+            str(row.id),
+            row.submission,
+            row.workload,
+            str(row.seed),
+            status,
             _format_time(row.time_to_target_sec),
-            "-" if row.steps_to_target is None or math.isnan(row.steps_to_target)
+            "-"
+            if row.steps_to_target is None or math.isnan(row.steps_to_target)
             else str(int(row.steps_to_target)),
-            f"{row.timed_sec:.2f}", f"{row.compile_sec:.2f}", str(row.num_steps),
+            f"{row.timed_sec:.2f}",
+            f"{row.compile_sec:.2f}",
+            str(row.num_steps),
         )
     return table
 
@@ -265,7 +299,10 @@ def _run_and_store(job: _Job, store, data_dir: str, console: Console, show_progr
         started_at = dt.datetime.now(dt.UTC)
         try:
             result = runner.run_trial(
-                job.workload, job.loaded.submission, job.config, data_dir=data_dir,
+                job.workload,
+                job.loaded.submission,
+                job.config,
+                data_dir=data_dir,
                 on_eval=on_eval,
             )
         except runner.SubmissionFailure as error:
@@ -274,7 +311,8 @@ def _run_and_store(job: _Job, store, data_dir: str, console: Console, show_progr
         progress.update(task, status=f"{result.status.value}: {result.reason}")
     trial_id = store.add_trial(
         submission=TrialSubmissionInfo(
-            name=job.loaded.name, origin=job.loaded.origin,
+            name=job.loaded.name,
+            origin=job.loaded.origin,
             source_sha256=job.loaded.source_sha256,
         ),
         spec=spec,
@@ -367,12 +405,17 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     def add_store(sub) -> None:
-        sub.add_argument("--db", help="SQLAlchemy URL of the store (default: $OPTARENA_DB or "
-                         "sqlite:///optarena.db)")
+        sub.add_argument(
+            "--db",
+            help="SQLAlchemy URL of the store (default: $OPTARENA_DB or sqlite:///optarena.db)",
+        )
 
     def add_data(sub) -> None:
-        sub.add_argument("--data-dir", help="TFDS data directory (default: $OPTARENA_DATA_DIR "
-                         "or ~/.cache/optarena/tensorflow_datasets)")
+        sub.add_argument(
+            "--data-dir",
+            help="TFDS data directory (default: $OPTARENA_DATA_DIR "
+            "or ~/.cache/optarena/tensorflow_datasets)",
+        )
 
     sub = add("workloads", cmd_workloads, "List the registered workloads.")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
@@ -382,12 +425,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = add("run", cmd_run, "Run one timed trial and store it.")
     sub.add_argument("--workload", required=True, help="registered workload name")
-    sub.add_argument("--submission", required=True,
-                     help="built-in name, path to a .py file, or installed plugin name")
+    sub.add_argument(
+        "--submission",
+        required=True,
+        help="built-in name, path to a .py file, or installed plugin name",
+    )
     sub.add_argument("--hparams", help="JSON object overriding the submission's default point")
     sub.add_argument("--seed", type=int, default=0, help="trial seed (default 0)")
-    sub.add_argument("--budget", type=_positive_float,
-                     help="time budget in timed seconds (default: the workload's)")
+    sub.add_argument(
+        "--budget",
+        type=_positive_float,
+        help="time budget in timed seconds (default: the workload's)",
+    )
     sub.add_argument("--max-steps", type=_positive_int, help="stop after this many steps")
     sub.add_argument("--json", action="store_true", help="print the result as JSON")
     add_store(sub)
@@ -399,8 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="machine-readable output")
     add_store(sub)
 
-    sub = add("quickstart", cmd_quickstart,
-              "Run every built-in submission on every built-in workload once and show the table.")
+    sub = add(
+        "quickstart",
+        cmd_quickstart,
+        "Run every built-in submission on every built-in workload once and show the table.",
+    )
     sub.add_argument("--seed", type=int, default=0, help="trial seed (default 0)")
     add_store(sub)
     add_data(sub)

@@ -192,7 +192,9 @@ def run_trial(
         raise ValueError(f"batch size {info.batch_size} is not divisible by {mesh.size} devices")
     train_arrays = workload.load_split("train", data_dir)
     evaluators = {
-        split: _Evaluator(workload, workload.load_split(split, data_dir), spec.eval_batch_size, mesh)
+        split: _Evaluator(
+            workload, workload.load_split(split, data_dir), spec.eval_batch_size, mesh
+        )
         for split in ("validation", "test")
     }
     rng = jax.random.PRNGKey(config.seed)
@@ -259,7 +261,9 @@ def run_trial(
         if not bool(state.all_finite):
             status, reason = TrialStatus.DIVERGED, f"non-finite training loss by step {step}"
             break
-        metrics = {split: ev(eval_params_now, state.model_state) for split, ev in evaluators.items()}
+        metrics = {
+            split: ev(eval_params_now, state.model_state) for split, ev in evaluators.items()
+        }
         point = EvalPoint(
             step=step,
             examples=step * info.batch_size,
@@ -276,7 +280,10 @@ def run_trial(
         if not all(math.isfinite(v) for v in point.validation.values()):
             status, reason = TrialStatus.DIVERGED, f"non-finite validation metrics at step {step}"
         elif within_budget and spec.reached(value):
-            status, reason = TrialStatus.REACHED, f"validation {spec.metric} {value:.6g} at step {step}"
+            status, reason = (
+                TrialStatus.REACHED,
+                f"validation {spec.metric} {value:.6g} at step {step}",
+            )
             to_target = (timed_sec, step, point.examples)
         elif not within_budget or timed_sec >= config.budget_sec:
             status, reason = TrialStatus.NOT_REACHED, f"budget of {config.budget_sec:g} s used up"

@@ -1,11 +1,11 @@
-"""SQLAlchemy 2 typed models of what the leaderboard keeps. ORM objects never leave `leaderboard/`."""
+"""SQLAlchemy 2 typed models of what the leaderboard keeps; ORM objects stay in `leaderboard/`."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 

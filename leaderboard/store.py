@@ -75,7 +75,11 @@ class Store:
         url = url or default_url()
         try:
             parsed = make_url(url)
-            if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            if parsed.get_backend_name() == "sqlite" and parsed.database not in (
+                None,
+                "",
+                ":memory:",
+            ):
                 Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             self._engine: Engine = create_engine(parsed)
             Base.metadata.create_all(self._engine)
@@ -141,7 +145,9 @@ class Store:
                 session.flush()
                 return trial.id
         except SQLAlchemyError as error:
-            raise StoreError(f"cannot write trial to {self.url}: {error}".splitlines()[0]) from error
+            raise StoreError(
+                f"cannot write trial to {self.url}: {error}".splitlines()[0]
+            ) from error
 
     @staticmethod
     def _submission_row(session: Session, info: TrialSubmissionInfo) -> SubmissionRow:

@@ -60,7 +60,9 @@ def entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     found: dict[str, importlib.metadata.EntryPoint] = {}
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in _REGISTRY or ep.name in found:
-            raise SubmissionError(f"duplicate submission name {ep.name!r} from entry point {ep.value}")
+            raise SubmissionError(
+                f"duplicate submission name {ep.name!r} from entry point {ep.value}"
+            )
         found[ep.name] = ep
     return found
 
@@ -105,7 +107,9 @@ def _load_file(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as error:
         del sys.modules[module_name]
-        raise SubmissionError(f"importing {path} failed: {type(error).__name__}: {error}") from error
+        raise SubmissionError(
+            f"importing {path} failed: {type(error).__name__}: {error}"
+        ) from error
     finally:
         sys.path.remove(str(path.parent.resolve()))
     return module
@@ -129,11 +133,13 @@ def load(reference: str) -> LoadedSubmission:
             obj = ep.load()
         except Exception as error:
             raise SubmissionError(
-                f"loading entry point {reference!r} ({ep.value}) failed: {type(error).__name__}: {error}"
+                f"loading entry point {reference!r} ({ep.value}) failed: "
+                f"{type(error).__name__}: {error}"
             ) from error
         module = sys.modules[ep.module]
         return LoadedSubmission(
-            _submission_of(obj, f"entry point {ep.value}"), f"entry_point:{ep.value}",
+            _submission_of(obj, f"entry point {ep.value}"),
+            f"entry_point:{ep.value}",
             source_sha256(module),
         )
     known = ", ".join([*builtin_names(), *sorted(plugins)])

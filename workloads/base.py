@@ -34,7 +34,7 @@ MetricsFn = Callable[[Mapping[str, float]], dict[str, float]]
 """``metrics(sums) -> {metric: value}`` from the sums of a whole split."""
 
 LoadSplitFn = Callable[[str, str], Arrays]
-"""``load_split(split, data_dir) -> {feature: array}`` for ``"train"``, ``"validation"``, ``"test"``."""
+"""``load_split(split, data_dir) -> {feature: array}`` for the train, validation and test splits."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -39,7 +39,10 @@ def make_classification_workload(
         variables = {"params": params, **model_state}
         if train and model_state:
             logits, updates = model.apply(
-                variables, batch[input_key], train=True, rngs={"dropout": rng},
+                variables,
+                batch[input_key],
+                train=True,
+                rngs={"dropout": rng},
                 mutable=list(model_state),
             )
             model_state = {**model_state, **updates}

@@ -66,7 +66,7 @@ def num_examples(arrays: Arrays) -> int:
 
 
 def train_batches(arrays: Arrays, batch_size: int, seed: int) -> Iterator[Arrays]:
-    """Endless training batches: each epoch a fresh permutation from ``(seed, epoch)``, remainder dropped."""
+    """Endless training batches, each epoch permuted by ``(seed, epoch)``, remainder dropped."""
     n = num_examples(arrays)
     if batch_size > n:
         raise ValueError(f"batch_size {batch_size} exceeds the {n} training examples")
@@ -80,7 +80,7 @@ def train_batches(arrays: Arrays, batch_size: int, seed: int) -> Iterator[Arrays
 
 
 def eval_batches(arrays: Arrays, batch_size: int) -> list[Arrays]:
-    """A split in fixed-size batches, the last one zero-padded, with a ``weight`` of 0 on padding."""
+    """A split in fixed-size batches, the last zero-padded, with a ``weight`` of 0 on padding."""
     n = num_examples(arrays)
     batches = []
     for start in range(0, n, batch_size):

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from workloads.base import Workload
+if TYPE_CHECKING:
+    from workloads.base import Workload
 
 _BUILTIN: tuple[tuple[str, str], ...] = (
     ("digits_mlp", "workloads.digits_mlp"),

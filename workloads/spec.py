@@ -15,7 +15,7 @@ from typing import Any
 
 
 class MetricMode(StrEnum):
-    """Whether a smaller or a larger metric value is better; declared per workload, never guessed."""
+    """Whether smaller or larger metric values are better: declared per workload, never guessed."""
 
     MIN = "min"
     MAX = "max"
@@ -61,9 +61,13 @@ class WorkloadSpec:
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum():
-            raise ValueError(f"workload name must be alphanumeric with underscores, got {self.name=}")
+            raise ValueError(
+                f"workload name must be alphanumeric with underscores, got {self.name=}"
+            )
         if self.mode not in tuple(MetricMode):
-            raise ValueError(f"mode must be one of {[m.value for m in MetricMode]}, got {self.mode=}")
+            raise ValueError(
+                f"mode must be one of {[m.value for m in MetricMode]}, got {self.mode=}"
+            )
         object.__setattr__(self, "mode", MetricMode(self.mode))
         for field in ("validation_target", "test_target", "budget_sec"):
             if not math.isfinite(getattr(self, field)):

@@ -1,1 +1,1 @@
-"""TFDS builders for optarena's offline datasets (array_record files, numpy features, no TensorFlow)."""
+"""TFDS builders for optarena's offline datasets (array_record, no TensorFlow)."""

@@ -1,0 +1,172 @@
+"""The command line end to end: listings, a real stored trial, and bad input that writes nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from harness import cli
+from submissions import loader
+from workloads import registry
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_listings_are_json_for_scripts(capsys):
+    code, out, _ = _run(capsys, "workloads", "--json")
+    assert code == 0
+    specs = json.loads(out)
+    assert [s["name"] for s in specs] == registry.names()
+    assert all(s["mode"] in ("min", "max") for s in specs)
+
+    code, out, _ = _run(capsys, "submissions", "--json")
+    assert code == 0
+    listed = {s["name"]: s for s in json.loads(out)}
+    assert set(listed) == set(loader.builtin_names())
+    assert listed["nadamw"]["source_sha256"] == loader.load("nadamw").source_sha256
+
+
+def test_run_reaches_target_and_stores_trial_with_eval_points_and_provenance(
+    capsys, tmp_path, data_dir
+):
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    code, out, _ = _run(
+        capsys,
+        "run",
+        "--workload",
+        "digits_mlp",
+        "--submission",
+        "nadamw",
+        "--db",
+        db,
+        "--data-dir",
+        data_dir,
+        "--json",
+    )
+    assert code == 0
+    result = json.loads(out)
+    spec = registry.get("digits_mlp").spec
+    assert result["status"] == "reached"
+    assert 0 < result["time_to_target_sec"] <= spec.budget_sec
+    assert result["steps_to_target"] % spec.eval_every_steps == 0
+
+    code, out, _ = _run(capsys, "trials", "--db", db, "--json")
+    assert code == 0
+    (row,) = json.loads(out)
+    assert row["id"] == result["trial_id"] and row["status"] == "reached"
+    assert math.isclose(row["time_to_target_sec"], result["time_to_target_sec"])
+
+    from leaderboard.store import Store
+
+    store = Store(db)
+    stored = store.trial(result["trial_id"])
+    assert stored["hparams"] == loader.load("nadamw").submission.default_hparams
+    assert stored["source_sha256"] == loader.load("nadamw").source_sha256
+    assert stored["spec"] == spec.to_dict()
+    assert stored["jax_version"] and stored["optax_version"] and stored["flax_version"]
+    assert stored["device_kind"] and stored["num_devices"] >= 1
+    points = store.eval_points(result["trial_id"])
+    assert [p.step for p in points] == list(
+        range(spec.eval_every_steps, result["steps_to_target"] + 1, spec.eval_every_steps)
+    )
+    assert spec.reached(points[-1].validation[spec.metric])
+    assert not any(spec.reached(p.validation[spec.metric]) for p in points[:-1])
+
+    code, out, _ = _run(capsys, "trials", "--db", db)
+    assert code == 0 and "digits_mlp" in out and "reached" in out
+
+
+BROKEN_FACTORY = textwrap.dedent(
+    """
+    from submissions.api import Submission
+
+    def make_optimizer(hparams, info):
+        raise RuntimeError("boom")
+
+    SUBMISSION = Submission(name="broken", make_optimizer=make_optimizer)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--workload", "no_such_workload", "--submission", "nadamw"], "unknown workload"),
+        (["--workload", "digits_mlp", "--submission", "no_such"], "unknown submission"),
+        (
+            ["--workload", "digits_mlp", "--submission", "nadamw", "--hparams", "{lr"],
+            "not valid JSON",
+        ),
+        (["--workload", "digits_mlp", "--submission", "nadamw", "--hparams", "[1]"], "JSON object"),
+        (
+            ["--workload", "digits_mlp", "--submission", "nadamw", "--hparams", '{"lr": 1}'],
+            "unknown hyperparameter",
+        ),
+        (
+            ["--workload", "digits_mlp", "--submission", "{tmp}/not_a_submission.py"],
+            "defines no SUBMISSION",
+        ),
+        (["--workload", "digits_mlp", "--submission", "{tmp}/missing.py"], "not found"),
+        (["--workload", "digits_mlp", "--submission", "{tmp}/broken.py"], "boom"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, extra, message):
+    (tmp_path / "not_a_submission.py").write_text("x = 1\n")
+    (tmp_path / "broken.py").write_text(BROKEN_FACTORY)
+    db_file = tmp_path / "untouched.db"
+    argv = [
+        "run",
+        *[a.replace("{tmp}", str(tmp_path)) for a in extra],
+        "--db",
+        f"sqlite:///{db_file}",
+    ]
+    code, out, err = _run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("optarena: error:") and message in err
+    assert not db_file.exists()
+
+
+def test_argument_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "--workload", "digits_mlp", "--submission", "nadamw", "--budget", "-1"])
+    assert exit_info.value.code == 2
+    assert "positive" in capsys.readouterr().err
+
+
+def test_installed_console_script_runs_a_trial(tmp_path, data_dir):
+    executable = shutil.which("optarena")
+    command = [executable] if executable else [sys.executable, "-m", "harness.cli"]
+    db = f"sqlite:///{tmp_path / 'script.db'}"
+    completed = subprocess.run(
+        [
+            *command,
+            "run",
+            "--workload",
+            "digits_mlp",
+            "--submission",
+            "nadamw",
+            "--max-steps",
+            "100",
+            "--db",
+            db,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    assert result["num_steps"] <= 100 and result["status"] in ("reached", "not_reached")
