@@ -163,9 +163,7 @@ def _trials_table(frame, title: str) -> Table:
             str(row.seed),
             status,
             _format_time(row.time_to_target_sec),
-            "-"
-            if row.steps_to_target is None or math.isnan(row.steps_to_target)
-            else str(int(row.steps_to_target)),
+            _format_steps(math.inf if row.steps_to_target is None else float(row.steps_to_target)),
             f"{row.timed_sec:.2f}",
             f"{row.compile_sec:.2f}",
             str(row.num_steps),
@@ -347,21 +345,53 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    """The main job: every built-in submission on every built-in workload, one trial each."""
+    """The main job: every built-in submission on every built-in workload, over a few seeds."""
     from submissions import loader
     from workloads import registry
 
     jobs = [
-        _prepare_job(workload, submission, None, args.seed, None, None)
+        _prepare_job(workload, submission, None, seed, None, None)
         for submission in loader.builtin_names()
         for workload in registry.names()
+        for seed in range(args.seed, args.seed + args.seeds)
     ]
     store = _open_store(args.db)
     console = _console()
     ids = [_run_and_store(job, store, _data_dir(args), console, True)[0] for job in jobs]
     frame = store.trials()
-    console.print(_trials_table(frame[frame["id"].isin(ids)], f"This run, stored in {store.url}"))
+    frame = frame[frame["id"].isin(ids)]
+    console.print(_trials_table(frame, f"This run, stored in {store.url}"))
+    console.print(_summary_table(frame))
     return EXIT_OK
+
+
+def _summary_table(frame) -> Table:
+    """Per submission and workload: how many seeds reached the target, median time to target."""
+    table = Table(title="Summary (median over seeds; a missed target counts as infinite)")
+    for column in (
+        "submission",
+        "workload",
+        "reached",
+        "median time to target s",
+        "median steps to target",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("submission", "workload") else "right"
+        )
+    for (submission, workload), group in frame.groupby(["submission", "workload"], sort=True):
+        steps = group["steps_to_target"].astype(float).fillna(math.inf)
+        table.add_row(
+            submission,
+            workload,
+            f"{int((group['status'] == 'reached').sum())}/{len(group)}",
+            _format_time(float(group["time_to_target_sec"].median())),
+            _format_steps(float(steps.median())),
+        )
+    return table
+
+
+def _format_steps(steps: float) -> str:
+    return "-" if not math.isfinite(steps) else f"{steps:.0f}"
 
 
 def _data_dir(args: argparse.Namespace) -> str:
@@ -451,9 +481,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add(
         "quickstart",
         cmd_quickstart,
-        "Run every built-in submission on every built-in workload once and show the table.",
+        "Run every built-in submission on every built-in workload over a few seeds, store the "
+        "trials and show the tables.",
     )
-    sub.add_argument("--seed", type=int, default=0, help="trial seed (default 0)")
+    sub.add_argument("--seed", type=int, default=0, help="first trial seed (default 0)")
+    sub.add_argument("--seeds", type=_positive_int, default=3, help="seeds per pair (default 3)")
     add_store(sub)
     add_data(sub)
     return parser
