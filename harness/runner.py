@@ -285,7 +285,7 @@ def run_trial(
                 f"validation {spec.metric} {value:.6g} at step {step}",
             )
             to_target = (timed_sec, step, point.examples)
-        elif not within_budget or timed_sec >= config.budget_sec:
+        elif timed_sec >= config.budget_sec:
             status, reason = TrialStatus.NOT_REACHED, f"budget of {config.budget_sec:g} s used up"
         elif step >= max_steps:
             status, reason = TrialStatus.NOT_REACHED, f"max_steps {config.max_steps} reached"
