@@ -67,15 +67,19 @@ def entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     return found
 
 
-def source_sha256(module: ModuleType) -> str:
-    """sha256 of a module's source; for a package, of every ``.py`` file under it, in path order."""
-    path = Path(module.__file__ or "")
-    files = sorted(path.parent.rglob("*.py")) if path.name == "__init__.py" else [path]
+def _hash_files(root: Path, files: list[Path]) -> str:
     digest = hashlib.sha256()
-    for file in files:
-        digest.update(file.relative_to(path.parent).as_posix().encode())
+    for file in sorted(files):
+        digest.update(file.relative_to(root).as_posix().encode())
         digest.update(file.read_bytes())
     return digest.hexdigest()
+
+
+def source_sha256(module: ModuleType) -> str:
+    """sha256 of a module's source; for a package, of every ``.py`` file under it, in path order."""
+    path = Path(module.__file__ or "").resolve()
+    files = list(path.parent.rglob("*.py")) if path.name == "__init__.py" else [path]
+    return _hash_files(path.parent, files)
 
 
 def _submission_of(obj: object, origin: str) -> Submission:
@@ -90,19 +94,32 @@ def _submission_of(obj: object, origin: str) -> Submission:
     return candidate
 
 
-def _load_file(path: Path) -> ModuleType:
+def _module_file(module: ModuleType) -> Path | None:
+    file = getattr(module, "__file__", None)
+    return Path(file).resolve() if file else None
+
+
+def _load_file(path: Path) -> tuple[ModuleType, str]:
+    """Import a submission file; returns the module and the hash of its source and siblings.
+
+    Modules the file imports from its own folder count as its source. They are taken out of
+    ``sys.modules`` afterwards, so that another submission's same-named sibling (a ``utils.py``
+    in another folder, say) is imported afresh rather than confused with this one's.
+    """
     if not path.is_file():
         raise SubmissionError(f"submission file not found: {path}")
     if path.suffix != ".py":
         raise SubmissionError(f"submission file must be a .py file, got {path}")
+    folder = path.parent.resolve()
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
     module_name = f"optarena_submission_{path.stem}_{digest}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise SubmissionError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
+    already_loaded = set(sys.modules)
     sys.modules[module_name] = module
-    sys.path.insert(0, str(path.parent.resolve()))
+    sys.path.insert(0, str(folder))
     try:
         spec.loader.exec_module(module)
     except Exception as error:
@@ -111,16 +128,25 @@ def _load_file(path: Path) -> ModuleType:
             f"importing {path} failed: {type(error).__name__}: {error}"
         ) from error
     finally:
-        sys.path.remove(str(path.parent.resolve()))
-    return module
+        sys.path.remove(str(folder))
+        siblings = []
+        for name in set(sys.modules) - already_loaded - {module_name}:
+            file = _module_file(sys.modules[name])
+            if file is not None and file.is_relative_to(folder):
+                siblings.append(file)
+                del sys.modules[name]
+    return module, _hash_files(folder, [path.resolve(), *siblings])
+
+
+def _is_path(reference: str) -> bool:
+    return reference.endswith(".py") or "/" in reference or "\\" in reference
 
 
 def load(reference: str) -> LoadedSubmission:
-    """Load a submission by built-in name, ``.py`` path, or entry-point name (in that order)."""
-    if reference.endswith(".py") or "/" in reference or Path(reference).suffix:
-        path = Path(reference)
-        module = _load_file(path)
-        return LoadedSubmission(_submission_of(module, str(path)), str(path), source_sha256(module))
+    """Load a submission by ``.py`` path, built-in name, or entry-point name (in that order)."""
+    if _is_path(reference):
+        module, digest = _load_file(Path(reference))
+        return LoadedSubmission(_submission_of(module, reference), reference, digest)
     if reference in _REGISTRY:
         module = importlib.import_module(_REGISTRY[reference])
         return LoadedSubmission(

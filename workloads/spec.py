@@ -74,7 +74,13 @@ class WorkloadSpec:
                 raise ValueError(f"{field} must be finite, got {getattr(self, field)!r}")
         if self.budget_sec <= 0:
             raise ValueError(f"budget_sec must be positive, got {self.budget_sec=}")
-        for field in ("step_hint", "eval_every_steps", "batch_size", "eval_batch_size"):
+        for field in (
+            "step_hint",
+            "eval_every_steps",
+            "batch_size",
+            "eval_batch_size",
+            "num_train_examples",
+        ):
             if getattr(self, field) <= 0:
                 raise ValueError(f"{field} must be positive, got {getattr(self, field)!r}")
 

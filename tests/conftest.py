@@ -1,0 +1,69 @@
+"""Shared fixtures: one prepared-data directory per session and a controllable fake clock."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from workloads import data
+
+
+class FakeClock:
+    """A deterministic clock for the runner's ``clock=`` argument.
+
+    Every call returns the current value and then moves it forward by ``tick`` seconds, so
+    the runner sees time pass between any two reads; a test can also move it forward by
+    hand with `advance` (e.g. from an ``on_eval`` callback, to simulate a slow evaluation).
+    The default tick is a power of two so that sums and differences of readings are exact.
+    """
+
+    def __init__(self, tick: float = 2.0**-10, start: float = 0.0):
+        if tick < 0:
+            raise ValueError(f"tick must be non-negative, got {tick=}")
+        self.tick = tick
+        self.now = start
+        self.calls = 0
+
+    def __call__(self) -> float:
+        value = self.now
+        self.now += self.tick
+        self.calls += 1
+        return value
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by ``seconds`` without counting a call."""
+        if seconds < 0:
+            raise ValueError(f"a clock never goes back, got {seconds=}")
+        self.now += seconds
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory):
+    """A data directory shared by the whole session, also exported as ``$OPTARENA_DATA_DIR``.
+
+    The environment variable is what subprocesses (and `workloads.data.default_data_dir`) see;
+    its previous value is restored when the session ends.
+    """
+    path = str(tmp_path_factory.mktemp("optarena_data"))
+    previous = os.environ.get(data.DATA_DIR_ENV)
+    os.environ[data.DATA_DIR_ENV] = path
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop(data.DATA_DIR_ENV, None)
+        else:
+            os.environ[data.DATA_DIR_ENV] = previous
+
+
+@pytest.fixture(scope="session")
+def make_clock():
+    """A factory of `FakeClock`: ``make_clock(tick=..., start=...)``."""
+    return FakeClock
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """A `FakeClock` starting at 0 that advances by 2**-10 s per call."""
+    return FakeClock()

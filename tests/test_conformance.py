@@ -1,0 +1,454 @@
+"""Conformance suites, generated over the registries: every registered workload and every
+built-in submission is checked here, so a new one is tested without new test code."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from harness import runner
+from harness.results import TrialStatus
+from submissions import loader
+from workloads import data, registry
+from workloads.spec import MetricMode, WorkloadSpec
+
+WORKLOADS = registry.names()
+SUBMISSIONS = loader.builtin_names()
+SPLITS = ("train", "validation", "test")
+# Metrics that are fractions of examples, hence within [0, 1].
+FRACTION_METRICS = {"error_rate", "accuracy", "top1_error", "top5_error"}
+# Events jax records each time it traces or compiles a function.
+COMPILE_EVENT_PREFIX = "/jax/core/compile/"
+
+
+def test_registries_are_not_empty():
+    assert WORKLOADS, "no workload is registered"
+    assert SUBMISSIONS, "no submission is built in"
+
+
+def unreachable(spec: WorkloadSpec) -> WorkloadSpec:
+    """The spec with a validation target no model can meet, so trials run to ``max_steps``."""
+    target = -1e30 if spec.mode is MetricMode.MIN else 1e30
+    return dataclasses.replace(spec, validation_target=target)
+
+
+def with_spec(workload, spec: WorkloadSpec):
+    return dataclasses.replace(workload, spec=spec)
+
+
+def all_finite(tree) -> bool:
+    leaves = jax.tree.leaves(tree)
+    return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves)
+
+
+def row_bytes(arrays: dict[str, np.ndarray]) -> list[bytes]:
+    """Each example as the bytes of all its features, in key order."""
+    keys = sorted(arrays)
+    n = data.num_examples(arrays)
+    return [
+        b"".join(np.ascontiguousarray(arrays[key][i]).tobytes() for key in keys) for i in range(n)
+    ]
+
+
+def split_metrics(workload, params, model_state, arrays, batch_size: int) -> dict[str, float]:
+    """A whole split's metrics from summed per-batch ``eval_sums`` (as the harness does)."""
+    sums_fn = jax.jit(workload.eval_sums)
+    partial = [
+        sums_fn(params, model_state, batch) for batch in data.eval_batches(arrays, batch_size)
+    ]
+    totals = {key: float(sum(float(p[key]) for p in partial)) for key in partial[0]}
+    return {key: float(value) for key, value in workload.metrics(totals).items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Session-scoped, lazily computed state shared by the tests below.
+
+
+@pytest.fixture(scope="session")
+def splits(data_dir):
+    """``splits(name) -> {split: arrays}`` for a registered workload (prepared once)."""
+    cache: dict[str, dict] = {}
+
+    def get(name: str) -> dict[str, dict[str, np.ndarray]]:
+        if name not in cache:
+            workload = registry.get(name)
+            cache[name] = {split: workload.load_split(split, data_dir) for split in SPLITS}
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def initialized():
+    """``initialized(name) -> (params, model_state)`` from ``init(PRNGKey(0))``."""
+    cache: dict[str, tuple] = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = jax.jit(registry.get(name).init)(jax.random.PRNGKey(0))
+        return cache[name]
+
+    return get
+
+
+class TrialRuns:
+    """Short trials per (workload, submission), run once per session.
+
+    Every trial has an unreachable target and a huge budget, runs two evaluation cadences
+    and reads a fresh `FakeClock`, so everything in its result is a function of the seed.
+    """
+
+    def __init__(self, data_dir: str, clock_type: type):
+        self.data_dir = data_dir
+        self.clock_type = clock_type
+        self._results: dict[tuple, object] = {}
+
+    def _run(self, workload_name, submission_name, seed, max_steps, on_eval=None):
+        workload = registry.get(workload_name)
+        workload = with_spec(workload, unreachable(workload.spec))
+        submission = loader.load(submission_name).submission
+        config = runner.TrialConfig(
+            seed=seed,
+            hparams=submission.default_hparams,
+            budget_sec=1e6,
+            max_steps=max_steps,
+        )
+        return runner.run_trial(
+            workload,
+            submission,
+            config,
+            data_dir=self.data_dir,
+            clock=self.clock_type(),
+            on_eval=on_eval,
+        )
+
+    def compile_events(self, workload_name: str, submission_name: str):
+        """``(one_step, full, after_first_eval)``: multisets of jax trace/compile events.
+
+        ``one_step`` is a one-step trial, run first so that it pays every compilation a
+        trial needs; ``full`` is the two-cadence trial with seed 0 run right after it;
+        ``after_first_eval`` are the events of ``full`` after its first evaluation.
+        """
+        key = ("compile", workload_name, submission_name)
+        if key not in self._results:
+            events: list[tuple[str, str]] = []
+
+            def listener(event: str, duration: float, **kwargs) -> None:
+                del duration
+                if event.startswith(COMPILE_EVENT_PREFIX):
+                    events.append((event, str(kwargs.get("fun_name"))))
+
+            jax.monitoring.register_event_duration_secs_listener(listener)
+            try:
+                self._run(workload_name, submission_name, seed=0, max_steps=1)
+                one_step = collections.Counter(events)
+                events.clear()
+                marks: list[int] = []
+                result = self._run(
+                    workload_name,
+                    submission_name,
+                    seed=0,
+                    max_steps=2 * registry.get(workload_name).spec.eval_every_steps,
+                    on_eval=lambda point: marks.append(len(events)),
+                )
+            finally:
+                jax.monitoring.unregister_event_duration_listener(listener)
+            assert len(marks) == 2, f"expected 2 evaluations, got {len(marks)}"
+            full = collections.Counter(events)
+            after_first = collections.Counter(events[marks[0] :])
+            self._results[key] = (one_step, full, after_first)
+            self._results[("trial", workload_name, submission_name, 0, "first")] = result
+        return self._results[key]
+
+    def trial(self, workload_name: str, submission_name: str, seed: int, copy: str = "first"):
+        """The two-cadence trial for ``seed``; ``copy`` distinguishes independent reruns."""
+        key = ("trial", workload_name, submission_name, seed, copy)
+        if key not in self._results:
+            if seed == 0 and copy == "first":
+                self.compile_events(workload_name, submission_name)
+            else:
+                steps = 2 * registry.get(workload_name).spec.eval_every_steps
+                self._results[key] = self._run(
+                    workload_name, submission_name, seed=seed, max_steps=steps
+                )
+        return self._results[key]
+
+
+@pytest.fixture(scope="session")
+def trial_runs(data_dir, make_clock):
+    return TrialRuns(data_dir, make_clock)
+
+
+# ---------------------------------------------------------------------------------------------
+# Workload specs.
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_spec_is_valid(name):
+    spec = registry.get(name).spec
+    assert spec.name == name
+    assert isinstance(spec.mode, MetricMode)
+    assert spec.base is None or spec.base in WORKLOADS, f"{spec.base=} is not a registered base"
+    assert spec.base != name
+    for field in ("dataset", "model", "loss", "metric"):
+        assert isinstance(getattr(spec, field), str) and getattr(spec, field), field
+    assert math.isfinite(spec.validation_target) and math.isfinite(spec.test_target)
+    assert spec.budget_sec > 0
+    assert 0 < spec.batch_size <= spec.num_train_examples
+    assert spec.eval_every_steps > 0 and spec.step_hint > 0 and spec.eval_batch_size > 0
+    # A spec must be rebuilt through its own validation, not just copied.
+    with pytest.raises(ValueError):
+        dataclasses.replace(spec, budget_sec=0.0)
+    with pytest.raises(ValueError):
+        dataclasses.replace(spec, validation_target=math.nan)
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_spec_round_trips_through_json(name):
+    spec = registry.get(name).spec
+    stored = json.dumps(spec.to_dict(), sort_keys=True, allow_nan=False)
+    restored = WorkloadSpec.from_dict(json.loads(stored))
+    assert restored == spec
+    assert restored.mode is spec.mode
+    assert restored.to_dict() == spec.to_dict()
+    assert restored.sha256() == spec.sha256()
+    assert len(spec.sha256()) == 64
+    int(spec.sha256(), 16)
+    moved = dataclasses.replace(spec, validation_target=spec.validation_target + 0.5)
+    assert moved.sha256() != spec.sha256()
+    assert dataclasses.replace(spec, budget_sec=spec.budget_sec * 2).sha256() != spec.sha256()
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_spec_reached_follows_mode(name):
+    spec = registry.get(name).spec
+    target = spec.validation_target
+    better = target - 1.0 if spec.mode is MetricMode.MIN else target + 1.0
+    worse = target + 1.0 if spec.mode is MetricMode.MIN else target - 1.0
+    assert spec.reached(target)
+    assert spec.reached(better)
+    assert not spec.reached(worse)
+    assert not spec.reached(math.nan)
+    assert not spec.reached(math.inf) and not spec.reached(-math.inf)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data.
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_splits_load_with_the_sizes_the_spec_claims(name, splits):
+    arrays = splits(name)
+    spec = registry.get(name).spec
+    assert data.num_examples(arrays["train"]) == spec.num_train_examples
+    keys = set(arrays["train"])
+    assert data.WEIGHT_KEY not in keys, "the weight key is reserved for evaluation padding"
+    for split in SPLITS:
+        assert set(arrays[split]) == keys, f"{split} has features {set(arrays[split])}"
+        n = data.num_examples(arrays[split])
+        assert n > 0, f"{split} is empty"
+        for key, value in arrays[split].items():
+            assert len(value) == n, f"{split}/{key} has {len(value)} rows, not {n}"
+            assert value.shape[1:] == arrays["train"][key].shape[1:]
+            assert value.dtype == arrays["train"][key].dtype
+            if np.issubdtype(value.dtype, np.floating):
+                assert np.isfinite(value).all(), f"{split}/{key} has non-finite values"
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_held_out_splits_are_disjoint_from_train(name, splits):
+    arrays = splits(name)
+    train = set(row_bytes(arrays["train"]))
+    validation = row_bytes(arrays["validation"])
+    test = row_bytes(arrays["test"])
+    assert not train & set(validation), "validation examples also appear in train"
+    assert not train & set(test), "test examples also appear in train"
+    assert not set(validation) & set(test), "validation and test share examples"
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_train_batches_are_deterministic_per_seed(name, splits):
+    arrays = splits(name)["train"]
+    batch_size = registry.get(name).spec.batch_size
+
+    def first(seed, count=3):
+        batches = data.train_batches(arrays, batch_size, seed)
+        return [next(batches) for _ in range(count)]
+
+    a, b, c = first(0), first(0), first(1)
+    for x, y in zip(a, b, strict=True):
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key])
+            assert len(x[key]) == batch_size
+    assert any(not np.array_equal(x[k], z[k]) for x, z in zip(a, c, strict=True) for k in x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model, loss and metrics.
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_init_gives_finite_params(name, initialized):
+    params, model_state = initialized(name)
+    leaves = jax.tree.leaves(params)
+    assert leaves, "init returned no parameters"
+    assert all(jnp.issubdtype(leaf.dtype, jnp.floating) for leaf in leaves)
+    assert all_finite(params)
+    assert all_finite(model_state)
+    again, _ = jax.jit(registry.get(name).init)(jax.random.PRNGKey(0))
+    jax.tree.map(np.testing.assert_array_equal, params, again)
+
+
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_loss_on_a_train_batch_is_a_finite_scalar(name, train, splits, initialized):
+    workload = registry.get(name)
+    params, model_state = initialized(name)
+    batch = next(data.train_batches(splits(name)["train"], workload.spec.batch_size, seed=0))
+    rng = jax.random.PRNGKey(1)
+
+    @jax.jit
+    def loss_and_grad(params, model_state, batch):
+        def loss_fn(p):
+            return workload.loss(p, model_state, batch, rng, train=train)
+
+        return jax.value_and_grad(loss_fn, has_aux=True)(params)
+
+    (loss, (new_state, aux)), grads = loss_and_grad(params, model_state, batch)
+    assert jnp.shape(loss) == ()
+    assert math.isfinite(float(loss))
+    assert jax.tree.structure(new_state) == jax.tree.structure(model_state)
+    assert isinstance(aux, dict)
+    assert jax.tree.structure(grads) == jax.tree.structure(params)
+    assert all_finite(grads)
+    assert any(bool(jnp.any(g != 0)) for g in jax.tree.leaves(grads)), "all gradients are zero"
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_eval_gives_the_spec_metric_within_sane_bounds(name, splits, initialized):
+    workload = registry.get(name)
+    spec = workload.spec
+    params, model_state = initialized(name)
+    validation = splits(name)["validation"]
+    metrics = split_metrics(workload, params, model_state, validation, spec.eval_batch_size)
+    assert spec.metric in metrics, f"metrics {sorted(metrics)} lack the spec's {spec.metric!r}"
+    assert all(math.isfinite(v) for v in metrics.values()), metrics
+    if spec.metric in FRACTION_METRICS:
+        assert 0.0 <= metrics[spec.metric] <= 1.0
+    # An untrained model must not already meet the target: the workload would be trivial.
+    assert not spec.reached(metrics[spec.metric]), metrics
+    # Padding carries zero weight: another batch size (with a padded last batch) agrees.
+    n = data.num_examples(validation)
+    odd_batch = 7 if n % 7 else 11
+    padded = split_metrics(workload, params, model_state, validation, odd_batch)
+    assert padded.keys() == metrics.keys()
+    for key in metrics:
+        assert padded[key] == pytest.approx(metrics[key], rel=1e-4, abs=1e-6), key
+
+
+# ---------------------------------------------------------------------------------------------
+# Submissions.
+
+
+def workload_info_for(workload, submission):
+    return runner.workload_info(workload, submission, workload.spec.budget_sec, num_devices=1)
+
+
+@pytest.mark.parametrize("submission_name", SUBMISSIONS)
+def test_submission_loads_and_names_itself(submission_name):
+    loaded = loader.load(submission_name)
+    assert loaded.name == submission_name
+    assert loaded.origin == f"builtin:{submission_name}"
+    assert len(loaded.source_sha256) == 64
+    space = loaded.submission.search_space
+    if isinstance(space, dict):
+        for hparam, domain in space.items():
+            if "feasible_points" in domain:
+                assert list(domain["feasible_points"]), hparam
+            else:
+                assert domain["min"] <= domain["max"], hparam
+                assert domain.get("scaling", "linear") in {"linear", "log"}, hparam
+                if domain.get("scaling") == "log":
+                    assert domain["min"] > 0, hparam
+    elif space is not None:
+        assert list(space), "a search space of fixed points must not be empty"
+
+
+@pytest.mark.parametrize("submission_name", SUBMISSIONS)
+@pytest.mark.parametrize("workload_name", WORKLOADS)
+def test_optimizer_gives_finite_updates(workload_name, submission_name, splits, initialized):
+    workload = registry.get(workload_name)
+    submission = loader.load(submission_name).submission
+    info = workload_info_for(workload, submission)
+    tx = submission.make_optimizer(submission.default_hparams, info)
+    assert isinstance(tx, optax.GradientTransformation)
+    params, model_state = initialized(workload_name)
+    batch = next(data.train_batches(splits(workload_name)["train"], info.batch_size, seed=0))
+
+    def loss_fn(p):
+        return workload.loss(p, model_state, batch, jax.random.PRNGKey(0), train=True)[0]
+
+    tx = optax.with_extra_args_support(tx)
+
+    @jax.jit
+    def step(params, opt_state):
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state, params, value=loss)
+        return updates, opt_state
+
+    opt_state = tx.init(params)
+    for _ in range(3):
+        updates, opt_state = step(params, opt_state)
+        assert jax.tree.structure(updates) == jax.tree.structure(params)
+        assert all_finite(updates)
+        params = optax.apply_updates(params, updates)
+    assert all_finite(params)
+    assert math.isfinite(float(loss_fn(params)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Trials through the harness.
+
+
+@pytest.mark.parametrize("submission_name", SUBMISSIONS)
+@pytest.mark.parametrize("workload_name", WORKLOADS)
+def test_trial_is_deterministic_per_seed(workload_name, submission_name, trial_runs):
+    cadence = registry.get(workload_name).spec.eval_every_steps
+    first = trial_runs.trial(workload_name, submission_name, seed=0)
+    again = trial_runs.trial(workload_name, submission_name, seed=0, copy="again")
+    other = trial_runs.trial(workload_name, submission_name, seed=1)
+    for result in (first, again, other):
+        assert result.status is TrialStatus.NOT_REACHED, result.reason
+        assert [p.step for p in result.eval_points] == [cadence, 2 * cadence]
+        for point in result.eval_points:
+            assert math.isfinite(point.train_loss)
+            assert all(math.isfinite(v) for v in point.validation.values())
+            assert all(math.isfinite(v) for v in point.test.values())
+    assert first.eval_points == again.eval_points
+    assert first.summary() == again.summary()
+
+    def outcome(result):
+        return [(p.train_loss, dict(p.validation), dict(p.test)) for p in result.eval_points]
+
+    assert outcome(first) != outcome(other), "a different seed gave the same trial"
+    assert outcome(first)[-1] != outcome(other)[-1]
+
+
+@pytest.mark.parametrize("submission_name", SUBMISSIONS)
+@pytest.mark.parametrize("workload_name", WORKLOADS)
+def test_trial_does_not_recompile_after_the_first_step(workload_name, submission_name, trial_runs):
+    one_step, full, after_first_eval = trial_runs.compile_events(workload_name, submission_name)
+    assert one_step, "no compile event seen: the jax monitoring hook is not working"
+    # Nothing at all is traced or compiled once the first evaluation is done.
+    assert not after_first_eval, f"recompiled after the first evaluation: {after_first_eval}"
+    # The steps after the first compile nothing that a one-step trial did not compile.
+    extra = full - one_step
+    assert not extra, f"compiled more than a one-step trial did: {dict(extra)}"

@@ -1,0 +1,235 @@
+"""The trial runner's timing and stopping rules, checked with an injected fake clock."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+from jax.experimental import io_callback
+
+from harness import runner
+from harness.results import TrialStatus
+from submissions.api import Submission
+from workloads import registry
+from workloads.spec import MetricMode
+
+WORKLOAD_NAME = "digits_mlp"
+CADENCE = 10
+UNREACHABLE = -1.0  # an error rate below 0 is never reached
+
+
+def sgd_submission(learning_rate: float = 0.1, **hooks) -> Submission:
+    return Submission(
+        name="sgd_test",
+        make_optimizer=lambda hparams, info: optax.sgd(learning_rate),
+        **hooks,
+    )
+
+
+def workload(**spec_changes):
+    """digits_mlp with a short evaluation cadence and the given spec changes."""
+    base = registry.get(WORKLOAD_NAME)
+    assert base.spec.mode is MetricMode.MIN and base.spec.metric == "error_rate"
+    changes = {"eval_every_steps": CADENCE, "validation_target": UNREACHABLE, **spec_changes}
+    return dataclasses.replace(base, spec=dataclasses.replace(base.spec, **changes))
+
+
+def run(work, submission, clock, *, seed=0, budget_sec=1e6, max_steps=2 * CADENCE, **kwargs):
+    config = runner.TrialConfig(seed=seed, hparams=None, budget_sec=budget_sec, max_steps=max_steps)
+    return runner.run_trial(work, submission, config, clock=clock, **kwargs)
+
+
+def test_trial_config_rejects_bad_limits():
+    with pytest.raises(ValueError, match="budget_sec"):
+        runner.TrialConfig(seed=0, hparams=None, budget_sec=0.0)
+    with pytest.raises(ValueError, match="max_steps"):
+        runner.TrialConfig(seed=0, hparams=None, budget_sec=1.0, max_steps=0)
+
+
+def test_compile_time_is_counted_and_recorded(data_dir, fake_clock):
+    result = run(workload(), sgd_submission(), fake_clock, data_dir=data_dir)
+    assert result.compile_sec == fake_clock.tick
+    assert result.timed_sec >= result.compile_sec > 0
+    assert result.eval_points[0].timed_sec > result.compile_sec
+
+
+def test_max_steps_stop(data_dir, fake_clock):
+    seen = []
+    result = run(workload(), sgd_submission(), fake_clock, data_dir=data_dir, on_eval=seen.append)
+    assert result.status is TrialStatus.NOT_REACHED
+    assert "max_steps" in result.reason
+    assert result.num_steps == 2 * CADENCE
+    assert [p.step for p in result.eval_points] == [CADENCE, 2 * CADENCE]
+    assert tuple(seen) == result.eval_points
+    assert [p.examples for p in result.eval_points] == [
+        p.step * result.batch_size for p in result.eval_points
+    ]
+    times = [p.timed_sec for p in result.eval_points]
+    assert times == sorted(times) and times[-1] == result.timed_sec
+    assert result.time_to_target_sec == math.inf
+    assert result.steps_to_target is None and result.examples_to_target is None
+    assert result.num_devices == 1
+    assert result.batch_size == registry.get(WORKLOAD_NAME).spec.batch_size
+    assert all(math.isfinite(p.train_loss) for p in result.eval_points)
+
+
+def test_evaluation_time_is_excluded(data_dir, make_clock):
+    plain_clock, slow_eval_clock = make_clock(), make_clock()
+    plain = run(workload(), sgd_submission(), plain_clock, data_dir=data_dir, budget_sec=100.0)
+
+    def slow_eval(point):
+        slow_eval_clock.advance(1000.0)
+
+    slow = run(
+        workload(),
+        sgd_submission(),
+        slow_eval_clock,
+        data_dir=data_dir,
+        budget_sec=100.0,
+        on_eval=slow_eval,
+    )
+    assert slow_eval_clock.now > 1000.0 * len(slow.eval_points)
+    assert slow.status is TrialStatus.NOT_REACHED and "max_steps" in slow.reason, slow.reason
+    assert slow.num_steps == plain.num_steps == 2 * CADENCE
+    assert slow.timed_sec == plain.timed_sec
+    assert slow.timed_sec < 1000.0
+    assert [p.timed_sec for p in slow.eval_points] == [p.timed_sec for p in plain.eval_points]
+
+
+def test_eval_params_time_is_counted(data_dir, make_clock):
+    clock = make_clock()
+    hook_sec = 100.0
+
+    def eval_params(opt_state, params):
+        def spend():
+            clock.advance(hook_sec)
+            return jnp.zeros((), jnp.float32)
+
+        zero = io_callback(spend, jax.ShapeDtypeStruct((), jnp.float32))
+        return jax.tree.map(lambda p: p + zero, params)
+
+    result = run(workload(), sgd_submission(eval_params=eval_params), clock, data_dir=data_dir)
+    evals = len(result.eval_points)
+    assert evals == 2
+    assert hook_sec * evals <= result.timed_sec < hook_sec * (evals + 1)
+    assert result.eval_points[0].timed_sec >= hook_sec
+
+
+def test_target_stop(data_dir, fake_clock):
+    # SGD reaches a 25% error rate on digits within a few hundred steps, usually after a few
+    # evaluations (an untrained model is near 90%).
+    target = 0.25
+    seen = []
+    result = run(
+        workload(validation_target=target),
+        sgd_submission(),
+        fake_clock,
+        data_dir=data_dir,
+        max_steps=30 * CADENCE,
+        on_eval=seen.append,
+    )
+    assert result.status is TrialStatus.REACHED, result.reason
+    assert result.reached
+    last = result.eval_points[-1]
+    assert last.validation["error_rate"] <= target
+    assert all(p.validation["error_rate"] > target for p in result.eval_points[:-1])
+    assert math.isfinite(result.time_to_target_sec)
+    assert result.time_to_target_sec == last.timed_sec == result.timed_sec
+    assert result.steps_to_target == last.step == result.num_steps
+    assert result.steps_to_target % CADENCE == 0
+    assert result.examples_to_target == result.steps_to_target * result.batch_size
+    assert tuple(seen) == result.eval_points
+
+
+def test_budget_stop(data_dir, make_clock):
+    clock = make_clock(tick=1.0)
+    budget = 5.0
+    result = run(
+        workload(), sgd_submission(), clock, data_dir=data_dir, budget_sec=budget, max_steps=1000
+    )
+    assert result.status is TrialStatus.NOT_REACHED
+    assert "budget" in result.reason
+    assert result.time_to_target_sec == math.inf
+    assert result.steps_to_target is None and result.examples_to_target is None
+    assert result.timed_sec >= budget
+    assert 0 < result.num_steps < CADENCE, "the budget, not the eval cadence, ended training"
+    assert len(result.eval_points) == 1
+
+
+def test_target_met_after_the_budget_does_not_count(data_dir, make_clock):
+    clock = make_clock(tick=1.0)
+    # Any error rate meets a target of 1.0, but the only evaluation comes after the budget.
+    result = run(
+        workload(validation_target=1.0),
+        sgd_submission(),
+        clock,
+        data_dir=data_dir,
+        budget_sec=5.0,
+        max_steps=1000,
+    )
+    assert result.status is TrialStatus.NOT_REACHED, result.reason
+    assert result.time_to_target_sec == math.inf
+
+
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        pytest.param(lambda hparams, info: optax.sgd(1e30), id="huge_learning_rate"),
+        pytest.param(lambda hparams, info: optax.scale(math.nan), id="nan_updates"),
+    ],
+)
+def test_divergence(data_dir, fake_clock, make_optimizer):
+    broken = Submission(name="broken", make_optimizer=make_optimizer)
+    result = run(workload(), broken, fake_clock, data_dir=data_dir, max_steps=5 * CADENCE)
+    assert result.status is TrialStatus.DIVERGED, result.reason
+    assert not result.reached
+    assert result.time_to_target_sec == math.inf
+    assert result.steps_to_target is None
+    assert result.num_steps <= 5 * CADENCE
+
+
+def test_factory_that_raises_is_a_submission_failure(data_dir, fake_clock):
+    def make_optimizer(hparams, info):
+        raise RuntimeError("boom")
+
+    with pytest.raises(runner.SubmissionFailure, match="boom"):
+        run(
+            workload(),
+            Submission(name="raises", make_optimizer=make_optimizer),
+            fake_clock,
+            data_dir=data_dir,
+        )
+
+
+@pytest.mark.parametrize(
+    "returned",
+    [
+        pytest.param(None, id="none"),
+        pytest.param((lambda params: None, lambda updates, state, params: None), id="tuple"),
+        pytest.param(optax.sgd, id="uncalled_factory"),
+    ],
+)
+def test_factory_that_returns_no_transformation_is_a_submission_failure(
+    data_dir, fake_clock, returned
+):
+    submission = Submission(name="wrong", make_optimizer=lambda hparams, info: returned)
+    with pytest.raises(runner.SubmissionFailure, match="GradientTransformation"):
+        run(workload(), submission, fake_clock, data_dir=data_dir)
+
+
+@pytest.mark.parametrize("batch_size", [lambda info: 0, lambda info: 1 / 0])
+def test_bad_batch_size_hook_is_a_submission_failure(data_dir, fake_clock, batch_size):
+    submission = sgd_submission(batch_size=batch_size)
+    with pytest.raises(runner.SubmissionFailure):
+        run(workload(), submission, fake_clock, data_dir=data_dir)
+
+
+def test_batch_size_hook_sets_the_batch(data_dir, fake_clock):
+    submission = sgd_submission(batch_size=lambda info: 32)
+    result = run(workload(), submission, fake_clock, data_dir=data_dir, max_steps=CADENCE)
+    assert result.batch_size == 32
+    assert result.eval_points[-1].examples == CADENCE * 32
