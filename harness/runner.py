@@ -216,9 +216,10 @@ def run_trial(
     state = jax.device_put(state, replicated)
     step_rng = jax.device_put(step_rng, replicated)
     batches: Iterator[Arrays] = data.train_batches(train_arrays, info.batch_size, config.seed)
-    first_batch = next(batches)
-    batch_shapes = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in first_batch.items()}
-    batches = _chain_first(first_batch, batches)
+    batch_shapes = {
+        key: jax.ShapeDtypeStruct((info.batch_size, *value.shape[1:]), value.dtype)
+        for key, value in train_arrays.items()
+    }
     eval_params = jax.jit(submission.eval_params) if submission.eval_params else None
 
     # Timed: compile, then steps in segments that end at evaluation boundaries.
@@ -305,8 +306,3 @@ def run_trial(
         flops_per_step=_flops(compiled),
         eval_points=tuple(points),
     )
-
-
-def _chain_first(first: Arrays, rest: Iterator[Arrays]) -> Iterator[Arrays]:
-    yield first
-    yield from rest

@@ -5,6 +5,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import sqlalchemy
@@ -194,3 +198,56 @@ def test_bad_url_is_one_clear_error(url):
     with pytest.raises(StoreError) as error:
         Store(url)
     assert "\n" not in str(error.value) and "cannot open store" in str(error.value)
+
+
+WRITER = """
+import dataclasses, datetime as dt, sys
+sys.path.insert(0, {tests!r})
+from test_store import PROVENANCE, SPEC, SUBMISSION, _result
+from harness.results import EvalPoint
+from leaderboard.store import Store
+
+points = tuple(
+    EvalPoint(step=i, examples=i, timed_sec=float(i), train_loss=1.0,
+              validation={{"error_rate": 0.5}}, test={{"error_rate": 0.5}})
+    for i in range({points})
+)
+store = Store({url!r})
+now = dt.datetime.now(dt.UTC)
+seed = 0
+while True:
+    store.add_trial(submission=SUBMISSION, spec=SPEC, seed=seed, hparams=None, budget_sec=1.0,
+                    max_steps=None, result=dataclasses.replace(_result(), eval_points=points),
+                    provenance=PROVENANCE, started_at=now, finished_at=now)
+    seed += 1
+    print(seed, flush=True)
+"""
+
+
+def test_sigkill_during_writes_leaves_only_complete_trials(tmp_path):
+    points = 300
+    url = f"sqlite:///{tmp_path / 'killed.db'}"
+    script = WRITER.format(tests=str(Path(__file__).parent), points=points, url=url)
+    writer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        for _ in range(3):  # let a few trials land, then kill it in the middle of the next ones
+            assert writer.stdout.readline(), "the writer died before storing a trial"
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=60)
+    store = Store(url)
+    frame = store.trials()
+    assert len(frame) >= 3
+    assert frame["seed"].tolist() == list(range(len(frame)))
+    for trial_id in frame["id"]:
+        assert len(store.eval_points(int(trial_id))) == points
+    engine = sqlalchemy.create_engine(url)
+    with engine.connect() as connection:
+        assert connection.execute(sqlalchemy.text("pragma integrity_check")).scalar() == "ok"
+        orphans = connection.execute(
+            sqlalchemy.text(
+                "select count(*) from eval_points where trial_id not in (select id from trials)"
+            )
+        ).scalar()
+    engine.dispose()
+    assert orphans == 0
