@@ -98,7 +98,10 @@ def cmd_submissions(args: argparse.Namespace) -> int:
     from submissions import loader
 
     rows: list[dict[str, Any]] = []
-    names = loader.builtin_names() + sorted(loader.entry_points())
+    try:
+        names = loader.builtin_names() + sorted(loader.entry_points())
+    except loader.SubmissionError as error:
+        raise BadInput(str(error)) from error
     for name in names:
         try:
             loaded = loader.load(name)
@@ -193,6 +196,27 @@ def _open_store(url: str | None):
         raise BadInput(str(error)) from error
 
 
+class _LazyStore:
+    """A store whose URL is checked now and which is opened (created) at the first write.
+
+    Runs therefore write nothing, not even an empty database file, until a trial is done.
+    """
+
+    def __init__(self, url: str | None):
+        from leaderboard.store import StoreError, check_url
+
+        try:
+            self.url = check_url(url)
+        except StoreError as error:
+            raise BadInput(str(error)) from error
+        self._store = None
+
+    def get(self):
+        if self._store is None:
+            self._store = _open_store(self.url)
+        return self._store
+
+
 def _parse_hparams(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
@@ -264,7 +288,10 @@ def _prepare_job(workload_name, submission_ref, hparams_text, seed, budget, max_
     return _Job(workload, loaded, hparams, config)
 
 
-def _run_and_store(job: _Job, store, data_dir: str, console: Console, show_progress: bool):
+def _run_and_store(
+    job: _Job, store: _LazyStore, data_dir: str, console: Console, show_progress: bool
+):
+    """Run one trial with a progress bar on ``console``, then store it; returns (id, result)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from harness import provenance, runner
@@ -280,8 +307,8 @@ def _run_and_store(job: _Job, store, data_dir: str, console: Console, show_progr
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
         console=console,
-        disable=not show_progress,
-        transient=False,
+        disable=not (show_progress and console.is_terminal),
+        transient=True,
     ) as progress:
         task = progress.add_task(label, total=budget, status="compiling...")
 
@@ -306,8 +333,12 @@ def _run_and_store(job: _Job, store, data_dir: str, console: Console, show_progr
         except runner.SubmissionFailure as error:
             raise BadInput(str(error)) from error
         finished_at = dt.datetime.now(dt.UTC)
-        progress.update(task, status=f"{result.status.value}: {result.reason}")
-    trial_id = store.add_trial(
+    if show_progress:
+        console.print(
+            f"{label}: {result.status.value} ({result.reason}), "
+            f"{result.timed_sec:.2f} of {budget:g} timed s"
+        )
+    trial_id = store.get().add_trial(
         submission=TrialSubmissionInfo(
             name=job.loaded.name,
             origin=job.loaded.origin,
@@ -330,9 +361,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     job = _prepare_job(
         args.workload, args.submission, args.hparams, args.seed, args.budget, args.max_steps
     )
-    store = _open_store(args.db)
-    console = _console(stderr=True) if args.json else _console()
-    trial_id, result = _run_and_store(job, store, _data_dir(args), console, not args.json)
+    store = _LazyStore(args.db)
+    trial_id, result = _run_and_store(
+        job, store, _data_dir(args), _console(stderr=True), not args.json
+    )
     if args.json:
         _print_json({"trial_id": trial_id, **result.summary()})
         return EXIT_OK
@@ -355,10 +387,11 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         for workload in registry.names()
         for seed in range(args.seed, args.seed + args.seeds)
     ]
-    store = _open_store(args.db)
+    store = _LazyStore(args.db)
+    progress_console = _console(stderr=True)
+    ids = [_run_and_store(job, store, _data_dir(args), progress_console, True)[0] for job in jobs]
     console = _console()
-    ids = [_run_and_store(job, store, _data_dir(args), console, True)[0] for job in jobs]
-    frame = store.trials()
+    frame = store.get().trials()
     frame = frame[frame["id"].isin(ids)]
     console.print(_trials_table(frame, f"This run, stored in {store.url}"))
     console.print(_summary_table(frame))

@@ -224,16 +224,22 @@ def run_trial(
 
     # Timed: compile, then steps in segments that end at evaluation boundaries.
     start = clock()
-    compiled = (
-        jax.jit(
-            make_train_step(workload, tx),
-            in_shardings=(replicated, sharded, replicated),
-            out_shardings=replicated,
-            donate_argnums=0,
+    try:
+        compiled = (
+            jax.jit(
+                make_train_step(workload, tx),
+                in_shardings=(replicated, sharded, replicated),
+                out_shardings=replicated,
+                donate_argnums=0,
+            )
+            .lower(state, batch_shapes, step_rng)
+            .compile()
         )
-        .lower(state, batch_shapes, step_rng)
-        .compile()
-    )
+    except Exception as error:
+        raise SubmissionFailure(
+            f"compiling the train step with {submission.name} failed: "
+            f"{type(error).__name__}: {error}"
+        ) from error
     compile_sec = clock() - start
     timed_sec = compile_sec
 
@@ -255,7 +261,12 @@ def run_trial(
         jax.block_until_ready(state)
         eval_params_now = state.params
         if eval_params is not None:
-            eval_params_now = jax.block_until_ready(eval_params(state.opt_state, state.params))
+            try:
+                eval_params_now = jax.block_until_ready(eval_params(state.opt_state, state.params))
+            except Exception as error:
+                raise SubmissionFailure(
+                    f"{submission.name}.eval_params raised {type(error).__name__}: {error}"
+                ) from error
         timed_sec += clock() - segment_start
 
         # Untimed: evaluation and bookkeeping.

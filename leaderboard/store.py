@@ -68,6 +68,19 @@ def _json_metrics(metrics: Mapping[str, float]) -> dict[str, float | None]:
     return {key: _finite_or_none(float(value)) for key, value in metrics.items()}
 
 
+def check_url(url: str | None = None) -> str:
+    """Validate a store URL (syntax and driver) without connecting or creating anything.
+
+    Returns the URL that `Store` would open; raises `StoreError` with one line otherwise.
+    """
+    url = url or default_url()
+    try:
+        make_url(url).get_dialect()
+    except (ArgumentError, SQLAlchemyError, ImportError) as error:
+        raise StoreError(f"cannot open store {url!r}: {error}".splitlines()[0]) from error
+    return url
+
+
 class Store:
     """A connection to the leaderboard database; creates the tables it needs."""
 

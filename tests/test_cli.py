@@ -98,6 +98,22 @@ BROKEN_FACTORY = textwrap.dedent(
 )
 
 
+BROKEN_UPDATE = textwrap.dedent(
+    """
+    import optax
+    from submissions.api import Submission
+
+    def update(updates, state, params=None):
+        raise ValueError("update cannot run")
+
+    def make_optimizer(hparams, info):
+        return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+    SUBMISSION = Submission(name="broken_update", make_optimizer=make_optimizer)
+    """
+)
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -118,11 +134,16 @@ BROKEN_FACTORY = textwrap.dedent(
         ),
         (["--workload", "digits_mlp", "--submission", "{tmp}/missing.py"], "not found"),
         (["--workload", "digits_mlp", "--submission", "{tmp}/broken.py"], "boom"),
+        (
+            ["--workload", "digits_mlp", "--submission", "{tmp}/broken_update.py"],
+            "update cannot run",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, extra, message):
     (tmp_path / "not_a_submission.py").write_text("x = 1\n")
     (tmp_path / "broken.py").write_text(BROKEN_FACTORY)
+    (tmp_path / "broken_update.py").write_text(BROKEN_UPDATE)
     db_file = tmp_path / "untouched.db"
     argv = [
         "run",
@@ -170,3 +191,12 @@ def test_installed_console_script_runs_a_trial(tmp_path, data_dir):
     assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout)
     assert result["num_steps"] <= 100 and result["status"] in ("reached", "not_reached")
+
+
+@pytest.mark.parametrize("url", ["nonsense://", "postgresql+nodriver://host/db"])
+def test_bad_store_url_is_bad_input(capsys, url):
+    code, out, err = _run(
+        capsys, "run", "--workload", "digits_mlp", "--submission", "nadamw", "--db", url
+    )
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "cannot open store" in err

@@ -233,3 +233,25 @@ def test_batch_size_hook_sets_the_batch(data_dir, fake_clock):
     result = run(workload(), submission, fake_clock, data_dir=data_dir, max_steps=CADENCE)
     assert result.batch_size == 32
     assert result.eval_points[-1].examples == CADENCE * 32
+
+
+def test_update_that_fails_to_trace_is_a_submission_failure(data_dir, fake_clock):
+    def update(updates, state, params=None):
+        raise ValueError("cannot trace this update")
+
+    broken = Submission(
+        name="broken_update",
+        make_optimizer=lambda hparams, info: optax.GradientTransformation(
+            lambda params: optax.EmptyState(), update
+        ),
+    )
+    with pytest.raises(runner.SubmissionFailure, match="cannot trace this update"):
+        run(workload(), broken, fake_clock, data_dir=data_dir)
+
+
+def test_eval_params_that_raises_is_a_submission_failure(data_dir, fake_clock):
+    def eval_params(opt_state, params):
+        raise RuntimeError("no averaged point")
+
+    with pytest.raises(runner.SubmissionFailure, match="no averaged point"):
+        run(workload(), sgd_submission(eval_params=eval_params), fake_clock, data_dir=data_dir)
