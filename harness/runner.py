@@ -149,7 +149,9 @@ class _Evaluator:
         replicated = NamedSharding(mesh, PartitionSpec())
         sharded = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
         batch_size = _pad_to_multiple(batch_size, mesh.size)
-        self._batches = [jax.device_put(b, sharded) for b in data.eval_batches(arrays, batch_size)]
+        self._batches = jax.block_until_ready(
+            [jax.device_put(b, sharded) for b in data.eval_batches(arrays, batch_size)]
+        )
         self._sums = jax.jit(workload.eval_sums, in_shardings=(replicated, replicated, sharded))
         self._metrics = workload.metrics
 
@@ -213,8 +215,8 @@ def run_trial(
         last_loss=jnp.zeros((), jnp.float32),
         all_finite=jnp.ones((), jnp.bool_),
     )
-    state = jax.device_put(state, replicated)
-    step_rng = jax.device_put(step_rng, replicated)
+    # Init and transfers run asynchronously: finish them before the clock starts.
+    state, step_rng = jax.block_until_ready(jax.device_put((state, step_rng), replicated))
     batches: Iterator[Arrays] = data.train_batches(train_arrays, info.batch_size, config.seed)
     batch_shapes = {
         key: jax.ShapeDtypeStruct((info.batch_size, *value.shape[1:]), value.dtype)
