@@ -84,8 +84,8 @@ def bare_steps_per_sec(workload, submission, steps: int, data_dir: str) -> float
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1500, help="train steps per measurement")
-    parser.add_argument("--rounds", type=int, default=15, help="paired rounds per workload")
+    parser.add_argument("--steps", type=int, default=2000, help="train steps per measurement")
+    parser.add_argument("--rounds", type=int, default=31, help="paired rounds per workload")
     parser.add_argument("--workload", action="append", help="workload(s) to measure (default all)")
     parser.add_argument("--data-dir", default=data.default_data_dir())
     parser.add_argument("--check", action="store_true", help=f"exit 1 if a ratio < {TARGET_RATIO}")
