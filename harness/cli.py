@@ -175,7 +175,7 @@ def _trials_table(frame, title: str) -> Table:
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
-    store = _open_store(args.db)
+    store = _open_store(args.db, create=False)
     frame = store.trials(workload=args.workload, submission=args.submission)
     if args.json:
         _print_json(frame.astype(object).where(frame.notna(), None).to_dict(orient="records"))
@@ -184,14 +184,54 @@ def cmd_trials(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_trial(args: argparse.Namespace) -> int:
+    """One stored trial in full: outcome, hyperparameters, provenance and its evaluation curve."""
+    store = _open_store(args.db, create=False)
+    try:
+        trial = store.trial(args.id)
+    except KeyError as error:
+        raise BadInput(f"no trial with id {args.id} in {store.url}") from error
+    points = store.eval_points(args.id)
+    if args.json:
+        _print_json({**trial, "eval_points": [dataclasses.asdict(p) for p in points]})
+        return EXIT_OK
+    console = _console()
+    details = Table(title=f"Trial {args.id}", show_header=False)
+    details.add_column("field")
+    details.add_column("value")
+    for key, value in trial.items():
+        if key != "spec":
+            details.add_row(
+                key, json.dumps(value, default=str) if isinstance(value, dict) else str(value)
+            )
+    console.print(details)
+    metric = trial["spec"]["metric"]
+    curve = Table(
+        title=f"Evaluations (target: validation {metric} {trial['spec']['mode']} "
+        f"{trial['spec']['validation_target']:g})"
+    )
+    for column in ("step", "timed s", "train loss", f"validation {metric}", f"test {metric}"):
+        curve.add_column(column, justify="right")
+    for p in points:
+        curve.add_row(
+            str(p.step),
+            f"{p.timed_sec:.3f}",
+            f"{p.train_loss:.4g}",
+            f"{p.validation.get(metric, math.nan):.4g}",
+            f"{p.test.get(metric, math.nan):.4g}",
+        )
+    console.print(curve)
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- running trials
 
 
-def _open_store(url: str | None):
+def _open_store(url: str | None, *, create: bool = True):
     from leaderboard.store import Store, StoreError
 
     try:
-        return Store(url)
+        return Store(url, create=create)
     except StoreError as error:
         raise BadInput(str(error)) from error
 
@@ -436,6 +476,15 @@ def _data_dir(args: argparse.Namespace) -> str:
 # ---------------------------------------------------------------- parser
 
 
+def _version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("optarena")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -460,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="optarena", description="An AlgoPerf-style benchmark for training algorithms."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str):
@@ -508,6 +558,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add("trials", cmd_trials, "List stored trials.")
     sub.add_argument("--workload", help="only this workload")
     sub.add_argument("--submission", help="only this submission")
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
+    add_store(sub)
+
+    sub = add("trial", cmd_trial, "Show one stored trial: provenance and evaluation curve.")
+    sub.add_argument("id", type=int, help="trial id (see `optarena trials`)")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
     add_store(sub)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -84,18 +84,26 @@ def check_url(url: str | None = None) -> str:
 class Store:
     """A connection to the leaderboard database; creates the tables it needs."""
 
-    def __init__(self, url: str | None = None):
+    def __init__(self, url: str | None = None, *, create: bool = True):
+        """Open the store at ``url``; with ``create=False`` it must already exist (for reading)."""
         url = url or default_url()
         try:
             parsed = make_url(url)
-            if parsed.get_backend_name() == "sqlite" and parsed.database not in (
-                None,
-                "",
-                ":memory:",
-            ):
-                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            sqlite_file = (
+                Path(parsed.database).expanduser()
+                if parsed.get_backend_name() == "sqlite"
+                and parsed.database not in (None, "", ":memory:")
+                else None
+            )
+            if sqlite_file is not None and not create and not sqlite_file.exists():
+                raise StoreError(f"no store at {url!r} yet: run a trial first")
+            if sqlite_file is not None:
+                sqlite_file.parent.mkdir(parents=True, exist_ok=True)
             self._engine: Engine = create_engine(parsed)
-            Base.metadata.create_all(self._engine)
+            if create:
+                Base.metadata.create_all(self._engine)
+            elif not inspect(self._engine).has_table(TrialRow.__tablename__):
+                raise StoreError(f"{url!r} is not an optarena store (it has no trials table)")
         except (ArgumentError, SQLAlchemyError, ImportError, OSError) as error:
             raise StoreError(f"cannot open store {url!r}: {error}".splitlines()[0]) from error
         self.url = url

@@ -85,6 +85,17 @@ def test_run_reaches_target_and_stores_trial_with_eval_points_and_provenance(
     code, out, _ = _run(capsys, "trials", "--db", db)
     assert code == 0 and "digits_mlp" in out and "reached" in out
 
+    code, out, _ = _run(capsys, "trial", str(result["trial_id"]), "--db", db, "--json")
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["git_commit"] == stored["git_commit"] and shown["seed"] == 0
+    assert [p["step"] for p in shown["eval_points"]] == [p.step for p in points]
+    code, out, _ = _run(capsys, "trial", str(result["trial_id"]), "--db", db)
+    assert code == 0 and "Evaluations" in out and stored["jax_version"] in out
+
+    code, _, err = _run(capsys, "trial", "999", "--db", db)
+    assert code == 2 and "no trial with id 999" in err
+
 
 BROKEN_FACTORY = textwrap.dedent(
     """
@@ -200,3 +211,18 @@ def test_bad_store_url_is_bad_input(capsys, url):
     )
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "cannot open store" in err
+
+
+@pytest.mark.parametrize("command", [["trials"], ["trial", "1"]])
+def test_reading_a_missing_store_is_bad_input_and_creates_nothing(capsys, tmp_path, command):
+    db_file = tmp_path / "absent.db"
+    code, out, err = _run(capsys, *command, "--db", f"sqlite:///{db_file}")
+    assert code == 2 and out == "" and "no store" in err
+    assert not db_file.exists()
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("optarena ")
