@@ -3,9 +3,11 @@
 Timed: every train step (data selection, gradient, optimizer update), the XLA
 compile of the train step (also recorded on its own), and ``eval_params``.
 Untimed: data preparation, model and optimizer init, evaluations, callbacks.
-The clock is read only after ``jax.block_until_ready``, at evaluation
+Time is added up only after ``jax.block_until_ready``, at evaluation
 boundaries; the steps in between are dispatched asynchronously, so the clock
-still covers every step without a sync per step.
+still covers every step without a sync per step. Between boundaries the host
+clock is only compared with the remaining budget, so that a trial whose budget
+runs out stops dispatching at once.
 
 A trial stops at the first evaluation that meets the validation target within
 the budget, when the budget (or ``max_steps``) is used up, or when the loss is
@@ -36,7 +38,7 @@ DATA_AXIS = "data"
 
 
 class SubmissionFailure(RuntimeError):
-    """A submission's own code failed before training started (bad factory or hook)."""
+    """A submission's own code failed: its factory, a hook, or tracing its optimizer update."""
 
 
 class TrainState(NamedTuple):
@@ -96,9 +98,19 @@ def make_train_step(workload: Workload, tx: optax.GradientTransformationExtraArg
     return train_step
 
 
-def workload_info(workload: Workload, submission: Submission, budget_sec: float, num_devices: int):
-    """The `WorkloadInfo` a submission sees, with its chosen batch size."""
+def workload_info(
+    workload: Workload, submission: Submission, budget_sec: float, num_devices: int
+) -> WorkloadInfo:
+    """The `WorkloadInfo` a submission sees, with its chosen batch size.
+
+    Raises `ValueError` when the workload's batch size does not divide over the devices, and
+    `SubmissionFailure` when the submission's ``batch_size`` hook fails or gives such a size.
+    """
     spec = workload.spec
+    if submission.batch_size is None and spec.batch_size % num_devices:
+        raise ValueError(
+            f"batch size {spec.batch_size} of {spec.name} is not divisible by {num_devices} devices"
+        )
     info = WorkloadInfo(
         step_hint=spec.step_hint,
         budget_sec=budget_sec,
@@ -190,8 +202,6 @@ def run_trial(
 
     # Untimed setup: data, model, optimizer.
     info = workload_info(workload, submission, config.budget_sec, mesh.size)
-    if info.batch_size % mesh.size:
-        raise ValueError(f"batch size {info.batch_size} is not divisible by {mesh.size} devices")
     train_arrays = workload.load_split("train", data_dir)
     evaluators = {
         split: _Evaluator(
