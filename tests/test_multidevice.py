@@ -78,14 +78,19 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def two_device_run(data_dir):
+def two_device_env(data_dir: str) -> dict[str, str]:
     env = dict(os.environ)
     flags = env.get("XLA_FLAGS", "")
     env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={NUM_DEVICES}".strip()
     env["JAX_PLATFORMS"] = "cpu"
     env[data.DATA_DIR_ENV] = data_dir
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+@pytest.fixture(scope="module")
+def two_device_run(data_dir):
+    env = two_device_env(data_dir)
     process = subprocess.run(
         [sys.executable, "-c", SCRIPT],
         cwd=REPO,
@@ -137,3 +142,47 @@ def test_batch_not_divisible_by_devices_is_a_clear_error(two_device_run, case):
     kind, message = error
     assert kind in {"ValueError", "SubmissionFailure"}, error
     assert "127" in message and str(NUM_DEVICES) in message, message
+
+
+ODD_BATCH_SUBMISSION = textwrap.dedent(
+    """
+    import optax
+    from submissions.api import Submission
+
+    SUBMISSION = Submission(
+        name="odd_batch",
+        make_optimizer=lambda hparams, info: optax.sgd(0.1),
+        batch_size=lambda info: 127,
+    )
+    """
+)
+
+
+def test_command_line_runs_on_two_devices_and_rejects_odd_batches(data_dir, tmp_path):
+    env = two_device_env(data_dir)
+    db = f"sqlite:///{tmp_path / 'two.db'}"
+    command = [sys.executable, "-m", "harness.cli", "run", "--workload", "digits_mlp"]
+    ok = subprocess.run(
+        [*command, "--submission", "nadamw", "--max-steps", "20", "--db", db, "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert json.loads(ok.stdout)["num_devices"] == NUM_DEVICES
+
+    (tmp_path / "odd.py").write_text(ODD_BATCH_SUBMISSION)
+    odd_db = tmp_path / "odd.db"
+    bad = subprocess.run(
+        [*command, "--submission", str(tmp_path / "odd.py"), "--db", f"sqlite:///{odd_db}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1 and "127" in bad.stderr, bad.stderr
+    assert not odd_db.exists()
