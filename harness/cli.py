@@ -14,10 +14,15 @@ import json
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from harness.runner import TrialConfig
+    from submissions.loader import LoadedSubmission
+    from workloads.base import Workload
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -290,13 +295,23 @@ def _resolve_hparams(submission, overrides: dict[str, Any] | None) -> dict[str, 
 
 @dataclasses.dataclass(frozen=True)
 class _Job:
-    workload: Any
-    loaded: Any
+    """One trial to run, its inputs checked and its optimizer factory tried once."""
+
+    workload: Workload
+    loaded: LoadedSubmission
     hparams: dict[str, Any] | None
-    config: Any
+    config: TrialConfig
 
 
-def _prepare_job(workload_name, submission_ref, hparams_text, seed, budget, max_steps) -> _Job:
+def _prepare_job(
+    workload_name: str,
+    submission_ref: str,
+    hparams_text: str | None,
+    seed: int,
+    budget: float | None,
+    max_steps: int | None,
+) -> _Job:
+    """Validate one trial's inputs (exit status 2 on any problem) before anything runs."""
     from harness import runner
     from submissions import loader
     from workloads import registry
