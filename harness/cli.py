@@ -76,6 +76,7 @@ def cmd_workloads(args: argparse.Namespace) -> int:
     for column in (
         "name",
         "base",
+        "family",
         "metric",
         "val target",
         "test target",
@@ -88,6 +89,7 @@ def cmd_workloads(args: argparse.Namespace) -> int:
         table.add_row(
             spec.name,
             spec.base or "-",
+            spec.family,
             f"{spec.metric} ({spec.mode.value})",
             f"{spec.validation_target:g}",
             f"{spec.test_target:g}",
@@ -226,6 +228,29 @@ def cmd_trial(args: argparse.Namespace) -> int:
             f"{p.test.get(metric, math.nan):.4g}",
         )
     console.print(curve)
+    return EXIT_OK
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    """Prepare the datasets of the named workloads (default: all) into the data directory."""
+    from workloads import data, registry
+
+    names = args.workloads or registry.names()
+    try:
+        workloads = [registry.get(name) for name in names]
+    except registry.UnknownWorkloadError as error:
+        raise BadInput(str(error)) from error
+    data_dir = _data_dir(args)
+    console = _console()
+    for workload in workloads:
+        sizes = {
+            split: data.num_examples(workload.load_split(split, data_dir)) for split in data.SPLITS
+        }
+        console.print(
+            f"{workload.spec.dataset} ({workload.name}): "
+            + ", ".join(f"{count} {split}" for split, count in sizes.items())
+            + f" in {data_dir}"
+        )
     return EXIT_OK
 
 
@@ -432,14 +457,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    """The main job: every built-in submission on every built-in workload, over a few seeds."""
+    """The main job: every built-in submission on a suite's workloads, over a few seeds."""
     from submissions import loader
-    from workloads import registry
+    from workloads import suites
 
+    try:
+        suite = suites.workloads(args.suite)
+    except suites.UnknownSuiteError as error:
+        raise BadInput(str(error)) from error
     jobs = [
         _prepare_job(workload, submission, None, seed, None, None)
         for submission in loader.builtin_names()
-        for workload in registry.names()
+        for workload in suite
         for seed in range(args.seed, args.seed + args.seeds)
     ]
     store = _LazyStore(args.db)
@@ -581,14 +610,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="machine-readable output")
     add_store(sub)
 
+    data_parser = commands.add_parser("data", help="Manage prepared datasets.")
+    data_commands = data_parser.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    sub = data_commands.add_parser(
+        "prepare",
+        help="Prepare workloads' datasets into the data directory (offline; cached afterwards).",
+    )
+    sub.set_defaults(handler=cmd_data_prepare)
+    sub.add_argument("workloads", nargs="*", metavar="WORKLOAD", help="default: every workload")
+    add_data(sub)
+
     sub = add(
         "quickstart",
         cmd_quickstart,
-        "Run every built-in submission on every built-in workload over a few seeds, store the "
+        "Run every built-in submission on a suite's workloads over a few seeds, store the "
         "trials and show the tables.",
     )
     sub.add_argument("--seed", type=int, default=0, help="first trial seed (default 0)")
     sub.add_argument("--seeds", type=_positive_int, default=3, help="seeds per pair (default 3)")
+    sub.add_argument("--suite", default="quick", help="workload suite (default: quick)")
     add_store(sub)
     add_data(sub)
     return parser

@@ -14,7 +14,7 @@ SEARCH_SPACE = {
     "learning_rate": {"min": 3e-4, "max": 3e-2, "scaling": "log"},
     "one_minus_beta1": {"min": 0.02, "max": 0.2, "scaling": "log"},
     "beta2": {"feasible_points": [0.99, 0.999]},
-    "weight_decay": {"min": 1e-3, "max": 0.3, "scaling": "log"},
+    "weight_decay": {"min": 1e-3, "max": 1.0, "scaling": "log"},
     "warmup_factor": {"feasible_points": [0.02, 0.05, 0.1]},
 }
 

@@ -226,3 +226,37 @@ def test_version(capsys):
         cli.main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.startswith("optarena ")
+
+
+def test_quickstart_runs_the_quick_suite_and_stores_every_trial(capsys, tmp_path, data_dir):
+    from leaderboard.store import Store
+    from workloads import suites
+
+    db = f"sqlite:///{tmp_path / 'quick.db'}"
+    code, out, err = _run(capsys, "quickstart", "--seeds", "1", "--db", db, "--data-dir", data_dir)
+    assert code == 0, err
+    frame = Store(db).trials()
+    expected = {(s, w) for s in loader.builtin_names() for w in suites.workloads("quick")}
+    assert set(zip(frame["submission"], frame["workload"], strict=True)) == expected
+    assert len(frame) == len(expected)
+    assert "Summary" in out and all(w in out for w in suites.workloads("quick"))
+    progress = [line for line in err.splitlines() if line.startswith("nadamw on ")]
+    assert len(progress) == len(expected)  # one line per trial
+
+
+def test_quickstart_unknown_suite_is_bad_input(capsys, tmp_path):
+    db_file = tmp_path / "none.db"
+    code, _, err = _run(capsys, "quickstart", "--suite", "nope", "--db", f"sqlite:///{db_file}")
+    assert code == 2 and "unknown suite" in err and not db_file.exists()
+
+
+def test_data_prepare_rebuilds_a_deleted_data_directory(capsys, tmp_path):
+    data_dir = tmp_path / "data"
+    for _ in range(2):  # prepared, then deleted and prepared again
+        code, out, _ = _run(capsys, "data", "prepare", "digits_mlp", "--data-dir", str(data_dir))
+        assert code == 0
+        assert "1197 train, 300 validation, 300 test" in out
+        assert (data_dir / "optarena_digits").is_dir()
+        shutil.rmtree(data_dir)
+    code, _, err = _run(capsys, "data", "prepare", "no_such", "--data-dir", str(data_dir))
+    assert code == 2 and "unknown workload" in err

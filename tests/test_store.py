@@ -19,6 +19,7 @@ from workloads.spec import MetricMode, WorkloadSpec
 
 SPEC = WorkloadSpec(
     name="toy",
+    family="linear",
     dataset="toy_data",
     model="linear",
     loss="mse",

@@ -23,7 +23,12 @@ def _split_variables(variables) -> tuple[Params, ModelState]:
 
 
 def make_classification_workload(
-    spec: WorkloadSpec, model: nn.Module, builder_cls: type, input_key: str, input_shape: tuple
+    spec: WorkloadSpec,
+    model: nn.Module,
+    builder_cls: type,
+    input_key: str,
+    input_shape: tuple,
+    input_dtype: jnp.dtype = jnp.float32,
 ) -> Workload:
     """A `Workload` for ``model`` trained with softmax cross-entropy and judged by error rate.
 
@@ -32,7 +37,7 @@ def make_classification_workload(
     """
 
     def init(rng: jax.Array) -> tuple[Params, ModelState]:
-        dummy = jnp.zeros((1, *input_shape), jnp.float32)
+        dummy = jnp.zeros((1, *input_shape), input_dtype)
         return _split_variables(model.init({"params": rng}, dummy, train=False))
 
     def loss(params, model_state, batch: Batch, rng, *, train: bool):

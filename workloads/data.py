@@ -9,7 +9,6 @@ permutation seeded by the trial seed, which makes them identical run to run.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -44,21 +43,28 @@ def prepare(builder_cls: type, data_dir: str):
     return builder
 
 
-@functools.lru_cache(maxsize=32)
-def _load_split_cached(builder_cls: type, split: str, data_dir: str) -> Arrays:
-    source = prepare(builder_cls, data_dir).as_data_source()[split]
-    records = source.__getitems__(list(range(len(source))))
-    arrays = {key: np.stack([np.asarray(r[key]) for r in records]) for key in records[0]}
-    for array in arrays.values():
-        array.setflags(write=False)
-    return arrays
+_CACHE: dict[tuple[type, str, str], tuple[Path, Arrays]] = {}
 
 
 def load_split(builder_cls: type, split: str, data_dir: str) -> Arrays:
-    """Read a whole split of a prepared builder into read-only numpy arrays (cached per process)."""
+    """Read a whole split of a prepared builder into read-only numpy arrays.
+
+    Splits are cached per process while their prepared files exist; a deleted data directory
+    is prepared again.
+    """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split=}")
-    return _load_split_cached(builder_cls, split, str(data_dir))
+    key = (builder_cls, split, str(data_dir))
+    if key in _CACHE and _CACHE[key][0].is_dir():
+        return _CACHE[key][1]
+    builder = prepare(builder_cls, str(data_dir))
+    source = builder.as_data_source()[split]
+    records = source.__getitems__(list(range(len(source))))
+    arrays = {f: np.stack([np.asarray(r[f]) for r in records]) for f in records[0]}
+    for array in arrays.values():
+        array.setflags(write=False)
+    _CACHE[key] = (Path(builder.data_dir), arrays)
+    return arrays
 
 
 def num_examples(arrays: Arrays) -> int:

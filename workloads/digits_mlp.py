@@ -13,6 +13,7 @@ from workloads.spec import MetricMode, WorkloadSpec
 
 SPEC = WorkloadSpec(
     name="digits_mlp",
+    family="mlp",
     dataset="optarena_digits",
     model="MLP 64-128-128-10, ReLU",
     loss="softmax cross-entropy",

@@ -14,6 +14,7 @@ from workloads.spec import MetricMode, WorkloadSpec
 
 SPEC = WorkloadSpec(
     name="mnist1d_cnn",
+    family="cnn",
     dataset="optarena_mnist1d",
     model="1-D CNN, 3 conv layers x 32 channels, GELU, global average pool",
     loss="softmax cross-entropy",

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 _BUILTIN: tuple[tuple[str, str], ...] = (
     ("digits_mlp", "workloads.digits_mlp"),
     ("mnist1d_cnn", "workloads.mnist1d_cnn"),
+    ("modular_transformer", "workloads.modular_transformer"),
 )
 
 

@@ -28,6 +28,7 @@ class WorkloadSpec:
     Attributes:
       name: registry name, e.g. ``"digits_mlp"``.
       base: ``None`` for a base workload, else the name of the base this held-out variant modifies.
+      family: model family, e.g. ``"mlp"``, ``"cnn"``, ``"transformer"``.
       dataset: name of the TFDS builder that provides the data.
       model: one-line description of the model.
       loss: one-line description of the training loss.
@@ -45,6 +46,7 @@ class WorkloadSpec:
 
     name: str
     base: str | None = None
+    family: str
     dataset: str
     model: str
     loss: str

@@ -1,0 +1,33 @@
+"""Named suites: which registered workloads a benchmark run covers.
+
+``quick`` is small enough for the README's main job and CI (NAdamW at its default point
+reaches every target in seconds); ``cpu`` is every built-in workload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from workloads import registry
+
+QUICK = ("digits_mlp", "mnist1d_cnn")
+
+_SUITES: dict[str, Callable[[], list[str]]] = {
+    "quick": lambda: list(QUICK),
+    "cpu": registry.names,
+}
+
+
+class UnknownSuiteError(LookupError):
+    """Raised for a suite name that is not defined."""
+
+
+def names() -> list[str]:
+    return sorted(_SUITES)
+
+
+def workloads(suite: str) -> list[str]:
+    """The workload names of ``suite``."""
+    if suite not in _SUITES:
+        raise UnknownSuiteError(f"unknown suite {suite!r}; known: {', '.join(names())}")
+    return _SUITES[suite]()
