@@ -17,6 +17,7 @@ _BUILTIN: tuple[tuple[str, str], ...] = (
     ("digits_mlp", "workloads.digits_mlp"),
     ("mnist1d_cnn", "workloads.mnist1d_cnn"),
     ("modular_transformer", "workloads.modular_transformer"),
+    ("shapes_unet", "workloads.shapes_unet"),
 )
 
 

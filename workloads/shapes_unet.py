@@ -1,0 +1,56 @@
+"""A small U-Net denoising generated 16x16 shape images: a reconstruction workload.
+
+Model: two resolution levels (8 and 16 channels), a skip connection, GELU, and a residual
+output (the network predicts the correction to its noisy input). Loss: L1. Metric: mean
+per-image PSNR in dB, to be maximized.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from workloads.datasets.shapes import SIZE, OptarenaShapes
+from workloads.reconstruction import make_reconstruction_workload
+from workloads.spec import MetricMode, WorkloadSpec
+
+SPEC = WorkloadSpec(
+    name="shapes_unet",
+    family="unet",
+    dataset="optarena_shapes",
+    model="U-Net, 2 levels (8, 16 channels), residual output",
+    loss="mean absolute error",
+    metric="psnr",
+    mode=MetricMode.MAX,
+    validation_target=22.0,
+    test_target=22.0,
+    budget_sec=20.0,
+    step_hint=2000,
+    eval_every_steps=100,
+    batch_size=64,
+    eval_batch_size=500,
+    num_train_examples=4000,
+)
+
+
+class UNet(nn.Module):
+    """Encoder-decoder with one downsampling and a skip connection."""
+
+    channels: int = 8
+
+    @nn.compact
+    def __call__(self, x, *, train: bool):
+        del train
+        conv = lambda features: nn.Conv(features, kernel_size=(3, 3))  # noqa: E731
+        skip = nn.gelu(conv(self.channels)(nn.gelu(conv(self.channels)(x))))
+        down = nn.Conv(2 * self.channels, kernel_size=(3, 3), strides=(2, 2))(skip)
+        down = nn.gelu(conv(2 * self.channels)(nn.gelu(down)))
+        up = nn.ConvTranspose(self.channels, kernel_size=(2, 2), strides=(2, 2))(down)
+        y = jnp.concatenate([nn.gelu(up), skip], axis=-1)
+        y = nn.gelu(conv(self.channels)(y))
+        return x + conv(1)(y)
+
+
+WORKLOAD = make_reconstruction_workload(
+    SPEC, UNet(), OptarenaShapes, input_key="noisy", target_key="clean", input_shape=(SIZE, SIZE, 1)
+)
