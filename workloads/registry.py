@@ -18,6 +18,7 @@ _BUILTIN: tuple[tuple[str, str], ...] = (
     ("mnist1d_cnn", "workloads.mnist1d_cnn"),
     ("modular_transformer", "workloads.modular_transformer"),
     ("shapes_unet", "workloads.shapes_unet"),
+    ("click_dlrm", "workloads.click_dlrm"),
 )
 
 
