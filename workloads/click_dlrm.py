@@ -9,15 +9,10 @@ log loss is 0.413; predicting the click rate alone gives 0.655).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
-import optax
 
-from workloads import data
-from workloads.base import Arrays, Batch, ModelState, Params, Workload
+from workloads.binary import make_binary_workload
 from workloads.datasets.clicks import NUM_BUCKETS, NUM_DENSE, NUM_FIELDS, OptarenaClicks
 from workloads.spec import MetricMode, WorkloadSpec
 
@@ -61,46 +56,13 @@ class DLRM(nn.Module):
         return nn.Dense(1)(nn.relu(nn.Dense(self.hidden)(features)))[:, 0]
 
 
-def make_click_workload(spec: WorkloadSpec, model: nn.Module) -> Workload:
-    """A `Workload` for a click model called as ``model(dense, categorical, train=...)``."""
-
-    def logits(params, model_state, batch: Batch, train: bool) -> jax.Array:
-        variables = {"params": params, **model_state}
-        return model.apply(variables, batch["dense"], batch["categorical"], train=train)
-
-    def init(rng: jax.Array) -> tuple[Params, ModelState]:
-        dense = jnp.zeros((1, NUM_DENSE), jnp.float32)
-        categorical = jnp.zeros((1, NUM_FIELDS), jnp.int32)
-        variables = dict(model.init({"params": rng}, dense, categorical, train=False))
-        return variables.pop("params"), variables
-
-    def loss(params, model_state, batch: Batch, rng, *, train: bool):
-        del rng
-        per_example = optax.sigmoid_binary_cross_entropy(
-            logits(params, model_state, batch, train), batch["label"]
-        )
-        return per_example.mean(), (model_state, {})
-
-    def eval_sums(params, model_state, batch: Batch) -> dict[str, jax.Array]:
-        z = logits(params, model_state, batch, False)
-        weight = batch[data.WEIGHT_KEY]
-        wrong = ((z > 0).astype(jnp.float32) != batch["label"]).astype(jnp.float32)
-        return {
-            "loss": jnp.sum(optax.sigmoid_binary_cross_entropy(z, batch["label"]) * weight),
-            "errors": jnp.sum(wrong * weight),
-            "count": jnp.sum(weight),
-        }
-
-    def metrics(sums: Mapping[str, float]) -> dict[str, float]:
-        return {"loss": sums["loss"] / sums["count"], "error_rate": sums["errors"] / sums["count"]}
-
-    def load_split(split: str, data_dir: str) -> Arrays:
-        arrays = data.load_split(OptarenaClicks, split, data_dir)
-        return {key: arrays[key] for key in ("dense", "categorical", "label")}
-
-    return Workload(
-        spec=spec, init=init, loss=loss, eval_sums=eval_sums, metrics=metrics, load_split=load_split
-    )
-
-
-WORKLOAD = make_click_workload(SPEC, DLRM())
+WORKLOAD = make_binary_workload(
+    SPEC,
+    DLRM(),
+    OptarenaClicks,
+    inputs={
+        "dense": ((NUM_DENSE,), jnp.float32),
+        "categorical": ((NUM_FIELDS,), jnp.int32),
+    },
+    label_key="label",
+)

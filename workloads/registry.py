@@ -19,6 +19,7 @@ _BUILTIN: tuple[tuple[str, str], ...] = (
     ("modular_transformer", "workloads.modular_transformer"),
     ("shapes_unet", "workloads.shapes_unet"),
     ("click_dlrm", "workloads.click_dlrm"),
+    ("graphs_gin", "workloads.graphs_gin"),
 )
 
 
