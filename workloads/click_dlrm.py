@@ -12,6 +12,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
+from workloads.base import Workload
 from workloads.binary import make_binary_workload
 from workloads.datasets.clicks import NUM_BUCKETS, NUM_DENSE, NUM_FIELDS, OptarenaClicks
 from workloads.spec import MetricMode, WorkloadSpec
@@ -40,13 +41,21 @@ class DLRM(nn.Module):
 
     embed_dim: int = 16
     hidden: int = 64
+    embedding_init: nn.initializers.Initializer = nn.initializers.variance_scaling(
+        1.0, "fan_in", "normal", out_axis=0
+    )
 
     @nn.compact
     def __call__(self, dense, categorical, *, train: bool):
         del train
         bottom = nn.Dense(self.embed_dim)(nn.relu(nn.Dense(self.hidden)(dense)))
         tables = [
-            nn.Embed(NUM_BUCKETS, self.embed_dim, name=f"embedding_{field}")(categorical[:, field])
+            nn.Embed(
+                NUM_BUCKETS,
+                self.embed_dim,
+                embedding_init=self.embedding_init,
+                name=f"embedding_{field}",
+            )(categorical[:, field])
             for field in range(NUM_FIELDS)
         ]
         vectors = jnp.stack([bottom, *tables], axis=1)
@@ -56,13 +65,18 @@ class DLRM(nn.Module):
         return nn.Dense(1)(nn.relu(nn.Dense(self.hidden)(features)))[:, 0]
 
 
-WORKLOAD = make_binary_workload(
-    SPEC,
-    DLRM(),
-    OptarenaClicks,
-    inputs={
-        "dense": ((NUM_DENSE,), jnp.float32),
-        "categorical": ((NUM_FIELDS,), jnp.int32),
-    },
-    label_key="label",
-)
+def make_workload(spec: WorkloadSpec, model: nn.Module) -> Workload:
+    """This workload's data, loss and metric around ``model``; held-out variants swap the model."""
+    return make_binary_workload(
+        spec,
+        model,
+        OptarenaClicks,
+        inputs={
+            "dense": ((NUM_DENSE,), jnp.float32),
+            "categorical": ((NUM_FIELDS,), jnp.int32),
+        },
+        label_key="label",
+    )
+
+
+WORKLOAD = make_workload(SPEC, DLRM())

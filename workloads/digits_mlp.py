@@ -5,8 +5,12 @@ Model: 64 -> 128 -> 128 -> 10, ReLU. Loss: softmax cross-entropy. Metric: error 
 
 from __future__ import annotations
 
-import flax.linen as nn
+from collections.abc import Callable
 
+import flax.linen as nn
+import jax
+
+from workloads.base import Workload
 from workloads.classification import make_classification_workload
 from workloads.datasets.digits import OptarenaDigits
 from workloads.spec import MetricMode, WorkloadSpec
@@ -35,15 +39,21 @@ class MLP(nn.Module):
 
     hidden: tuple[int, ...] = (128, 128)
     num_classes: int = 10
+    activation: Callable[[jax.Array], jax.Array] = nn.relu
 
     @nn.compact
     def __call__(self, x, *, train: bool):
         del train
         for width in self.hidden:
-            x = nn.relu(nn.Dense(width)(x))
+            x = self.activation(nn.Dense(width)(x))
         return nn.Dense(self.num_classes)(x)
 
 
-WORKLOAD = make_classification_workload(
-    SPEC, MLP(), OptarenaDigits, input_key="image", input_shape=(64,)
-)
+def make_workload(spec: WorkloadSpec, model: nn.Module) -> Workload:
+    """This workload's data, loss and metric around ``model``; held-out variants swap the model."""
+    return make_classification_workload(
+        spec, model, OptarenaDigits, input_key="image", input_shape=(64,)
+    )
+
+
+WORKLOAD = make_workload(SPEC, MLP())

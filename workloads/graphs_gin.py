@@ -8,9 +8,13 @@ averaged over the four properties. Metric: error rate averaged over properties.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
+from workloads.base import Workload
 from workloads.binary import make_binary_workload
 from workloads.datasets.graphs import MAX_NODES, NUM_TASKS, NUM_TYPES, OptarenaGraphs
 from workloads.spec import MetricMode, WorkloadSpec
@@ -39,6 +43,7 @@ class GIN(nn.Module):
 
     width: int = 64
     num_layers: int = 3
+    activation: Callable[[jax.Array], jax.Array] = nn.relu
 
     @nn.compact
     def __call__(self, nodes, mask, adjacency, *, train: bool):
@@ -48,19 +53,24 @@ class GIN(nn.Module):
         for layer in range(self.num_layers):
             eps = self.param(f"eps_{layer}", nn.initializers.zeros, ())
             aggregated = (1.0 + eps) * h + jnp.einsum("bij,bjd->bid", adjacency, h)
-            h = nn.Dense(self.width)(nn.relu(nn.Dense(self.width)(aggregated)))
-            h = nn.relu(h) * keep
+            h = nn.Dense(self.width)(self.activation(nn.Dense(self.width)(aggregated)))
+            h = self.activation(h) * keep
         return nn.Dense(NUM_TASKS)(h.sum(axis=1))
 
 
-WORKLOAD = make_binary_workload(
-    SPEC,
-    GIN(),
-    OptarenaGraphs,
-    inputs={
-        "nodes": ((MAX_NODES, NUM_TYPES), jnp.float32),
-        "mask": ((MAX_NODES,), jnp.float32),
-        "adjacency": ((MAX_NODES, MAX_NODES), jnp.float32),
-    },
-    label_key="labels",
-)
+def make_workload(spec: WorkloadSpec, model: nn.Module) -> Workload:
+    """This workload's data, loss and metric around ``model``; held-out variants swap the model."""
+    return make_binary_workload(
+        spec,
+        model,
+        OptarenaGraphs,
+        inputs={
+            "nodes": ((MAX_NODES, NUM_TYPES), jnp.float32),
+            "mask": ((MAX_NODES,), jnp.float32),
+            "adjacency": ((MAX_NODES, MAX_NODES), jnp.float32),
+        },
+        label_key="labels",
+    )
+
+
+WORKLOAD = make_workload(SPEC, GIN())

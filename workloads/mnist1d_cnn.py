@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 
+from workloads.base import Workload
 from workloads.classification import make_classification_workload
 from workloads.datasets.mnist1d import SEQUENCE_LENGTH, OptarenaMnist1d
 from workloads.spec import MetricMode, WorkloadSpec
@@ -37,18 +38,26 @@ class CNN1D(nn.Module):
     channels: int = 32
     num_layers: int = 3
     num_classes: int = 10
+    batch_norm: bool = False
 
     @nn.compact
     def __call__(self, x, *, train: bool):
-        del train
         x = x[..., None]
         for layer in range(self.num_layers):
             stride = 1 if layer == 0 else 2
-            x = nn.gelu(nn.Conv(self.channels, kernel_size=(5,), strides=(stride,))(x))
+            x = nn.Conv(self.channels, kernel_size=(5,), strides=(stride,))(x)
+            if self.batch_norm:
+                x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+            x = nn.gelu(x)
         x = x.mean(axis=1)
         return nn.Dense(self.num_classes)(x)
 
 
-WORKLOAD = make_classification_workload(
-    SPEC, CNN1D(), OptarenaMnist1d, input_key="signal", input_shape=(SEQUENCE_LENGTH,)
-)
+def make_workload(spec: WorkloadSpec, model: nn.Module) -> Workload:
+    """This workload's data, loss and metric around ``model``; held-out variants swap the model."""
+    return make_classification_workload(
+        spec, model, OptarenaMnist1d, input_key="signal", input_shape=(SEQUENCE_LENGTH,)
+    )
+
+
+WORKLOAD = make_workload(SPEC, CNN1D())

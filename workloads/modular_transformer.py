@@ -12,6 +12,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
+from workloads.base import Workload
 from workloads.classification import make_classification_workload
 from workloads.datasets.modular import (
     MODULUS,
@@ -46,15 +47,23 @@ class Block(nn.Module):
     width: int
     num_heads: int
     mlp_width: int
+    attention_temperature: float = 1.0
 
     @nn.compact
     def __call__(self, x):
         mask = nn.make_causal_mask(jnp.ones(x.shape[:2], jnp.int32))
         y = nn.LayerNorm()(x)
-        x = x + nn.MultiHeadDotProductAttention(num_heads=self.num_heads)(y, y, mask=mask)
+        attention = nn.MultiHeadDotProductAttention(
+            num_heads=self.num_heads, attention_fn=self._attention
+        )
+        x = x + attention(y, y, mask=mask)
         y = nn.LayerNorm()(x)
         y = nn.Dense(self.width)(nn.gelu(nn.Dense(self.mlp_width)(y)))
         return x + y
+
+    def _attention(self, query, key, value, **kwargs):
+        """Dot-product attention with its logits divided by ``attention_temperature``."""
+        return nn.dot_product_attention(query / self.attention_temperature, key, value, **kwargs)
 
 
 class Transformer(nn.Module):
@@ -64,6 +73,7 @@ class Transformer(nn.Module):
     num_heads: int = 4
     mlp_width: int = 256
     num_layers: int = 1
+    attention_temperature: float = 1.0
 
     @nn.compact
     def __call__(self, tokens, *, train: bool):
@@ -73,15 +83,20 @@ class Transformer(nn.Module):
             "positions", nn.initializers.normal(0.02), (*tokens.shape[1:], self.width)
         )
         for _ in range(self.num_layers):
-            x = Block(self.width, self.num_heads, self.mlp_width)(x)
+            x = Block(self.width, self.num_heads, self.mlp_width, self.attention_temperature)(x)
         return nn.Dense(MODULUS)(nn.LayerNorm()(x[:, -1]))
 
 
-WORKLOAD = make_classification_workload(
-    SPEC,
-    Transformer(),
-    OptarenaModularAddition,
-    input_key="tokens",
-    input_shape=(SEQUENCE_LENGTH,),
-    input_dtype=jnp.int32,
-)
+def make_workload(spec: WorkloadSpec, model: nn.Module) -> Workload:
+    """This workload's data, loss and metric around ``model``; held-out variants swap the model."""
+    return make_classification_workload(
+        spec,
+        model,
+        OptarenaModularAddition,
+        input_key="tokens",
+        input_shape=(SEQUENCE_LENGTH,),
+        input_dtype=jnp.int32,
+    )
+
+
+WORKLOAD = make_workload(SPEC, Transformer())

@@ -20,6 +20,12 @@ _BUILTIN: tuple[tuple[str, str], ...] = (
     ("shapes_unet", "workloads.shapes_unet"),
     ("click_dlrm", "workloads.click_dlrm"),
     ("graphs_gin", "workloads.graphs_gin"),
+    ("digits_mlp_tanh", "workloads.digits_mlp_tanh"),
+    ("mnist1d_cnn_batchnorm", "workloads.mnist1d_cnn_batchnorm"),
+    ("modular_transformer_attention_temp", "workloads.modular_transformer_attention_temp"),
+    ("shapes_unet_tanh", "workloads.shapes_unet_tanh"),
+    ("click_dlrm_embed_init", "workloads.click_dlrm_embed_init"),
+    ("graphs_gin_gelu", "workloads.graphs_gin_gelu"),
 )
 
 

@@ -7,9 +7,13 @@ per-image PSNR in dB, to be maximized.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
+from workloads.base import Workload
 from workloads.datasets.shapes import SIZE, OptarenaShapes
 from workloads.reconstruction import make_reconstruction_workload
 from workloads.spec import MetricMode, WorkloadSpec
@@ -37,20 +41,32 @@ class UNet(nn.Module):
     """Encoder-decoder with one downsampling and a skip connection."""
 
     channels: int = 8
+    activation: Callable[[jax.Array], jax.Array] = nn.gelu
 
     @nn.compact
     def __call__(self, x, *, train: bool):
         del train
+        act = self.activation
         conv = lambda features: nn.Conv(features, kernel_size=(3, 3))  # noqa: E731
-        skip = nn.gelu(conv(self.channels)(nn.gelu(conv(self.channels)(x))))
+        skip = act(conv(self.channels)(act(conv(self.channels)(x))))
         down = nn.Conv(2 * self.channels, kernel_size=(3, 3), strides=(2, 2))(skip)
-        down = nn.gelu(conv(2 * self.channels)(nn.gelu(down)))
+        down = act(conv(2 * self.channels)(act(down)))
         up = nn.ConvTranspose(self.channels, kernel_size=(2, 2), strides=(2, 2))(down)
-        y = jnp.concatenate([nn.gelu(up), skip], axis=-1)
-        y = nn.gelu(conv(self.channels)(y))
+        y = jnp.concatenate([act(up), skip], axis=-1)
+        y = act(conv(self.channels)(y))
         return x + conv(1)(y)
 
 
-WORKLOAD = make_reconstruction_workload(
-    SPEC, UNet(), OptarenaShapes, input_key="noisy", target_key="clean", input_shape=(SIZE, SIZE, 1)
-)
+def make_workload(spec: WorkloadSpec, model: nn.Module) -> Workload:
+    """This workload's data, loss and metric around ``model``; held-out variants swap the model."""
+    return make_reconstruction_workload(
+        spec,
+        model,
+        OptarenaShapes,
+        input_key="noisy",
+        target_key="clean",
+        input_shape=(SIZE, SIZE, 1),
+    )
+
+
+WORKLOAD = make_workload(SPEC, UNet())
