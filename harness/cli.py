@@ -83,6 +83,7 @@ def cmd_workloads(args: argparse.Namespace) -> int:
         "budget s",
         "step hint",
         "batch",
+        "calibrated",
     ):
         table.add_column(column)
     for spec in specs:
@@ -96,6 +97,7 @@ def cmd_workloads(args: argparse.Namespace) -> int:
             f"{spec.budget_sec:g}",
             str(spec.step_hint),
             str(spec.batch_size),
+            "yes" if spec.calibrated else "[yellow]no",
         )
     _console().print(table)
     return EXIT_OK
@@ -232,10 +234,10 @@ def cmd_trial(args: argparse.Namespace) -> int:
 
 
 def cmd_data_prepare(args: argparse.Namespace) -> int:
-    """Prepare the datasets of the named workloads (default: all) into the data directory."""
-    from workloads import data, registry
+    """Prepare the datasets of the named workloads (default: the offline ones)."""
+    from workloads import catalog, data, registry, suites
 
-    names = args.workloads or registry.names()
+    names = args.workloads or suites.workloads("cpu")
     try:
         workloads = [registry.get(name) for name in names]
     except registry.UnknownWorkloadError as error:
@@ -243,9 +245,15 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     data_dir = _data_dir(args)
     console = _console()
     for workload in workloads:
-        sizes = {
-            split: data.num_examples(workload.load_split(split, data_dir)) for split in data.SPLITS
-        }
+        try:
+            if not workload.spec.offline and args.download:
+                catalog.download_and_prepare(workload.spec.dataset, data_dir)
+            sizes = {
+                split: data.num_examples(workload.load_split(split, data_dir))
+                for split in data.SPLITS
+            }
+        except catalog.DataNotPreparedError as error:
+            raise BadInput(str(error)) from error
         console.print(
             f"{workload.spec.dataset} ({workload.name}): "
             + ", ".join(f"{count} {split}" for split, count in sizes.items())
@@ -376,6 +384,7 @@ def _run_and_store(
 
     from harness import provenance, runner
     from leaderboard.store import TrialSubmissionInfo
+    from workloads.catalog import DataNotPreparedError
 
     spec = job.workload.spec
     budget = job.config.budget_sec
@@ -410,7 +419,7 @@ def _run_and_store(
                 data_dir=data_dir,
                 on_eval=on_eval,
             )
-        except runner.SubmissionFailure as error:
+        except (runner.SubmissionFailure, DataNotPreparedError) as error:
             raise BadInput(str(error)) from error
         finished_at = dt.datetime.now(dt.UTC)
     if show_progress:
@@ -617,7 +626,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Prepare workloads' datasets into the data directory (offline; cached afterwards).",
     )
     sub.set_defaults(handler=cmd_data_prepare)
-    sub.add_argument("workloads", nargs="*", metavar="WORKLOAD", help="default: every workload")
+    sub.add_argument(
+        "workloads", nargs="*", metavar="WORKLOAD", help="default: every offline workload"
+    )
+    sub.add_argument(
+        "--download",
+        action="store_true",
+        help="download TFDS catalog datasets (needs internet and optarena[real-data])",
+    )
     add_data(sub)
 
     sub = add(

@@ -260,3 +260,21 @@ def test_data_prepare_rebuilds_a_deleted_data_directory(capsys, tmp_path):
         shutil.rmtree(data_dir)
     code, _, err = _run(capsys, "data", "prepare", "no_such", "--data-dir", str(data_dir))
     assert code == 2 and "unknown workload" in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["data", "prepare", "mnist_cnn"],
+        ["run", "--workload", "mnist_cnn", "--submission", "nadamw"],
+    ],
+)
+def test_absent_catalog_dataset_says_how_to_get_it(capsys, tmp_path, command):
+    db_file = tmp_path / "never.db"
+    argv = [*command, "--data-dir", str(tmp_path / "empty")]
+    if command[0] == "run":
+        argv += ["--db", f"sqlite:///{db_file}"]
+    code, _, err = _run(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and "not prepared" in err and "optarena[real-data]" in err
+    assert not db_file.exists()

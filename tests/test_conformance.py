@@ -4,7 +4,9 @@ built-in submission is checked here, so a new one is tested without new test cod
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import importlib
 import json
 import math
 
@@ -13,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import tensorflow_datasets as tfds
 
 from harness import runner
 from harness.results import TrialStatus
@@ -29,6 +32,19 @@ FRACTION_METRICS = {"error_rate", "accuracy", "top1_error", "top5_error"}
 COMPILE_EVENT_PREFIX = "/jax/core/compile/"
 
 
+MOCK_EXAMPLES = 300
+"""Examples per split of the mock data standing in for downloaded TFDS catalog datasets."""
+
+
+def data_for(name: str):
+    """Catalog datasets that need a download are replaced by TFDS mock data; the rest are real."""
+    if registry.get(name).spec.offline:
+        return contextlib.nullcontext()
+    return tfds.testing.mock_data(
+        num_examples=MOCK_EXAMPLES, policy=tfds.testing.MockPolicy.USE_CODE
+    )
+
+
 def test_registries_are_not_empty():
     assert WORKLOADS, "no workload is registered"
     assert SUBMISSIONS, "no submission is built in"
@@ -38,6 +54,24 @@ def unreachable(spec: WorkloadSpec) -> WorkloadSpec:
     """The spec with a validation target no model can meet, so trials run to ``max_steps``."""
     target = -1e30 if spec.mode is MetricMode.MIN else 1e30
     return dataclasses.replace(spec, validation_target=target)
+
+
+MOCK_TRIAL_CADENCE = 5
+MOCK_TRIAL_BATCH = 16
+
+
+def trial_spec(spec: WorkloadSpec) -> WorkloadSpec:
+    """The spec the short trials run with: an unreachable target and, on mock data (whose
+    examples are noise), a shrunken cadence and batch so the trial costs seconds."""
+    spec = unreachable(spec)
+    if spec.offline:
+        return spec
+    return dataclasses.replace(
+        spec,
+        eval_every_steps=MOCK_TRIAL_CADENCE,
+        batch_size=MOCK_TRIAL_BATCH,
+        eval_batch_size=4 * MOCK_TRIAL_BATCH,
+    )
 
 
 def with_spec(workload, spec: WorkloadSpec):
@@ -80,7 +114,8 @@ def splits(data_dir):
     def get(name: str) -> dict[str, dict[str, np.ndarray]]:
         if name not in cache:
             workload = registry.get(name)
-            cache[name] = {split: workload.load_split(split, data_dir) for split in SPLITS}
+            with data_for(name):
+                cache[name] = {split: workload.load_split(split, data_dir) for split in SPLITS}
         return cache[name]
 
     return get
@@ -113,7 +148,7 @@ class TrialRuns:
 
     def _run(self, workload_name, submission_name, seed, max_steps, on_eval=None):
         workload = registry.get(workload_name)
-        workload = with_spec(workload, unreachable(workload.spec))
+        workload = with_spec(workload, trial_spec(workload.spec))
         submission = loader.load(submission_name).submission
         config = runner.TrialConfig(
             seed=seed,
@@ -121,14 +156,15 @@ class TrialRuns:
             budget_sec=1e6,
             max_steps=max_steps,
         )
-        return runner.run_trial(
-            workload,
-            submission,
-            config,
-            data_dir=self.data_dir,
-            clock=self.clock_type(),
-            on_eval=on_eval,
-        )
+        with data_for(workload_name):
+            return runner.run_trial(
+                workload,
+                submission,
+                config,
+                data_dir=self.data_dir,
+                clock=self.clock_type(),
+                on_eval=on_eval,
+            )
 
     def compile_events(self, workload_name: str, submission_name: str):
         """``(one_step, full, after_first_eval)``: multisets of jax trace/compile events.
@@ -156,7 +192,7 @@ class TrialRuns:
                     workload_name,
                     submission_name,
                     seed=0,
-                    max_steps=2 * registry.get(workload_name).spec.eval_every_steps,
+                    max_steps=2 * trial_spec(registry.get(workload_name).spec).eval_every_steps,
                     on_eval=lambda point: marks.append(len(events)),
                 )
             finally:
@@ -175,7 +211,7 @@ class TrialRuns:
             if seed == 0 and copy == "first":
                 self.compile_events(workload_name, submission_name)
             else:
-                steps = 2 * registry.get(workload_name).spec.eval_every_steps
+                steps = 2 * trial_spec(registry.get(workload_name).spec).eval_every_steps
                 self._results[key] = self._run(
                     workload_name, submission_name, seed=seed, max_steps=steps
                 )
@@ -248,7 +284,8 @@ def test_spec_reached_follows_mode(name):
 def test_splits_load_with_the_sizes_the_spec_claims(name, splits):
     arrays = splits(name)
     spec = registry.get(name).spec
-    assert data.num_examples(arrays["train"]) == spec.num_train_examples
+    if spec.offline:  # a catalog dataset is mocked here, with fewer examples than the real one
+        assert data.num_examples(arrays["train"]) == spec.num_train_examples
     keys = set(arrays["train"])
     assert data.WEIGHT_KEY not in keys, "the weight key is reserved for evaluation padding"
     for split in SPLITS:
@@ -265,6 +302,10 @@ def test_splits_load_with_the_sizes_the_spec_claims(name, splits):
 
 @pytest.mark.parametrize("name", WORKLOADS)
 def test_held_out_splits_are_disjoint_from_train(name, splits):
+    if not registry.get(name).spec.offline:
+        # Mock data repeats the same examples in every split; see the split-range test below.
+        assert_catalog_splits_disjoint(name)
+        return
     arrays = splits(name)
     train = set(row_bytes(arrays["train"]))
     validation = row_bytes(arrays["validation"])
@@ -272,6 +313,23 @@ def test_held_out_splits_are_disjoint_from_train(name, splits):
     assert not train & set(validation), "validation examples also appear in train"
     assert not train & set(test), "test examples also appear in train"
     assert not set(validation) & set(test), "validation and test share examples"
+
+
+def assert_catalog_splits_disjoint(name: str) -> None:
+    """The TFDS split strings of a catalog workload select non-overlapping example ranges."""
+    module = importlib.import_module(f"workloads.{name}")
+    sizes = {
+        split: tfds.core.SplitInfo(name=split, shard_lengths=[10_000], num_bytes=0)
+        for split in ("train", "test")
+    }
+    taken: dict[str, list[range]] = collections.defaultdict(list)
+    for spec in module.SPLITS.values():
+        for part in tfds.core.ReadInstruction.from_spec(spec).to_absolute(sizes):
+            new = range(part.from_ or 0, 10_000 if part.to is None else part.to)
+            assert new, f"{spec} selects no example"
+            for old in taken[part.splitname]:
+                assert not set(old) & set(new), f"{spec} overlaps another split of {name}"
+            taken[part.splitname].append(new)
 
 
 @pytest.mark.parametrize("name", WORKLOADS)
@@ -421,7 +479,7 @@ def test_optimizer_gives_finite_updates(workload_name, submission_name, splits, 
 @pytest.mark.parametrize("submission_name", SUBMISSIONS)
 @pytest.mark.parametrize("workload_name", WORKLOADS)
 def test_trial_is_deterministic_per_seed(workload_name, submission_name, trial_runs):
-    cadence = registry.get(workload_name).spec.eval_every_steps
+    cadence = trial_spec(registry.get(workload_name).spec).eval_every_steps
     first = trial_runs.trial(workload_name, submission_name, seed=0)
     again = trial_runs.trial(workload_name, submission_name, seed=0, copy="again")
     other = trial_runs.trial(workload_name, submission_name, seed=1)

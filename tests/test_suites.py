@@ -15,11 +15,14 @@ def test_every_suite_names_registered_workloads():
         assert len(members) == len(set(members))
 
 
-def test_cpu_is_every_workload_and_quick_a_part_of_it():
-    assert suites.workloads("cpu") == registry.names()
-    assert set(suites.workloads("quick")) < set(suites.workloads("cpu"))
+def test_cpu_and_real_split_the_registry_by_where_data_comes_from():
+    cpu, real = suites.workloads("cpu"), suites.workloads("real")
+    assert sorted(cpu + real) == registry.names()
+    assert all(registry.get(name).spec.offline for name in cpu)
+    assert not any(registry.get(name).spec.offline for name in real)
+    assert set(suites.workloads("quick")) < set(cpu)
 
 
 def test_unknown_suite():
-    with pytest.raises(suites.UnknownSuiteError, match="known: cpu, quick"):
+    with pytest.raises(suites.UnknownSuiteError, match="known: cpu, quick, real"):
         suites.workloads("nightly")

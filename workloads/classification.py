@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from workloads import data
-from workloads.base import Arrays, Batch, ModelState, Params, Workload
+from workloads.base import Arrays, Batch, LoadSplitFn, ModelState, Params, Workload
 from workloads.spec import WorkloadSpec
 
 LABEL_KEY = "label"
@@ -25,15 +25,17 @@ def _split_variables(variables) -> tuple[Params, ModelState]:
 def make_classification_workload(
     spec: WorkloadSpec,
     model: nn.Module,
-    builder_cls: type,
+    builder_cls: type | None,
     input_key: str,
     input_shape: tuple,
     input_dtype: jnp.dtype = jnp.float32,
+    load_split: LoadSplitFn | None = None,
 ) -> Workload:
     """A `Workload` for ``model`` trained with softmax cross-entropy and judged by error rate.
 
     ``model`` is a Linen module called as ``model(inputs, train=...)``; mutable collections
-    other than ``params`` (e.g. BatchNorm statistics) are carried as ``model_state``.
+    other than ``params`` (e.g. BatchNorm statistics) are carried as ``model_state``. Data come
+    from ``builder_cls`` (an optarena TFDS builder) unless ``load_split`` is given.
     """
 
     def init(rng: jax.Array) -> tuple[Params, ModelState]:
@@ -70,7 +72,7 @@ def make_classification_workload(
     def metrics(sums: Mapping[str, float]) -> dict[str, float]:
         return {"error_rate": sums["errors"] / sums["count"], "loss": sums["loss"] / sums["count"]}
 
-    def load_split(split: str, data_dir: str) -> Arrays:
+    def load_builder_split(split: str, data_dir: str) -> Arrays:
         return data.load_split(builder_cls, split, data_dir)
 
     return Workload(
@@ -79,5 +81,5 @@ def make_classification_workload(
         loss=loss,
         eval_sums=eval_sums,
         metrics=metrics,
-        load_split=load_split,
+        load_split=load_split or load_builder_split,
     )

@@ -58,12 +58,23 @@ def load_split(builder_cls: type, split: str, data_dir: str) -> Arrays:
     if key in _CACHE and _CACHE[key][0].is_dir():
         return _CACHE[key][1]
     builder = prepare(builder_cls, str(data_dir))
-    source = builder.as_data_source()[split]
-    records = source.__getitems__(list(range(len(source))))
+    arrays = read_all(builder.as_data_source()[split])
+    _CACHE[key] = (Path(builder.data_dir), arrays)
+    return arrays
+
+
+def read_all(source, *, batched: bool = True) -> Arrays:
+    """Every record of a TFDS data source, stacked feature by feature into read-only arrays.
+
+    ``batched`` reads all records in one ``__getitems__`` call; otherwise one by one.
+    """
+    if batched:
+        records = source.__getitems__(list(range(len(source))))
+    else:
+        records = [source[i] for i in range(len(source))]
     arrays = {f: np.stack([np.asarray(r[f]) for r in records]) for f in records[0]}
     for array in arrays.values():
         array.setflags(write=False)
-    _CACHE[key] = (Path(builder.data_dir), arrays)
     return arrays
 
 

@@ -26,6 +26,8 @@ _BUILTIN: tuple[tuple[str, str], ...] = (
     ("shapes_unet_tanh", "workloads.shapes_unet_tanh"),
     ("click_dlrm_embed_init", "workloads.click_dlrm_embed_init"),
     ("graphs_gin_gelu", "workloads.graphs_gin_gelu"),
+    ("mnist_cnn", "workloads.mnist_cnn"),
+    ("cifar10_cnn", "workloads.cifar10_cnn"),
 )
 
 

@@ -42,6 +42,10 @@ class WorkloadSpec:
       batch_size: default global batch size.
       eval_batch_size: batch size used to evaluate a split.
       num_train_examples: examples in the training split.
+      offline: whether the data can be made here (generated or bundled); catalog datasets
+        that need a download are not.
+      calibrated: whether target, budget and ``step_hint`` come from baseline runs on this
+        workload's real data.
     """
 
     name: str
@@ -60,6 +64,8 @@ class WorkloadSpec:
     batch_size: int
     eval_batch_size: int
     num_train_examples: int
+    offline: bool = True
+    calibrated: bool = True
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum():

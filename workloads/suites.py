@@ -1,7 +1,8 @@
 """Named suites: which registered workloads a benchmark run covers.
 
 ``quick`` is small enough for the README's main job and CI (NAdamW at its default point
-reaches every target in seconds); ``cpu`` is every built-in workload.
+reaches every target in seconds); ``cpu`` is every workload whose data is made here, held-out
+variants included; ``real`` is the workloads on downloaded TFDS catalog datasets.
 """
 
 from __future__ import annotations
@@ -12,9 +13,15 @@ from workloads import registry
 
 QUICK = ("digits_mlp", "mnist1d_cnn")
 
+
+def _by_offline(offline: bool) -> list[str]:
+    return [name for name in registry.names() if registry.get(name).spec.offline is offline]
+
+
 _SUITES: dict[str, Callable[[], list[str]]] = {
     "quick": lambda: list(QUICK),
-    "cpu": registry.names,
+    "cpu": lambda: _by_offline(True),
+    "real": lambda: _by_offline(False),
 }
 
 

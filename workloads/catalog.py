@@ -1,0 +1,54 @@
+"""Datasets from the TFDS catalog that need a download (MNIST, CIFAR-10...).
+
+They are read exactly like optarena's own datasets, from ``array_record`` files in the data
+directory, but preparing them downloads the original files and encodes images, which needs
+TensorFlow and internet access: ``pip install "optarena[real-data]"`` then
+``optarena data prepare WORKLOAD --download``. Without the files, loading says so in one line.
+Their pipelines and models are tested with ``tfds.testing.mock_data``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from workloads import data
+from workloads.base import Arrays
+
+
+class DataNotPreparedError(RuntimeError):
+    """A catalog dataset is not in the data directory (it cannot be made offline)."""
+
+
+def split_loader(name: str, splits: Mapping[str, str], features: tuple[str, ...]):
+    """``load_split(split, data_dir)`` reading ``features`` of TFDS catalog dataset ``name``.
+
+    ``splits`` maps optarena's train/validation/test to TFDS split strings, e.g.
+    ``{"train": "train[:84%]", "validation": "train[84%:]", "test": "test"}``.
+    """
+
+    def load_split(split: str, data_dir: str) -> Arrays:
+        import tensorflow_datasets as tfds
+
+        if split not in data.SPLITS:
+            raise ValueError(f"split must be one of {data.SPLITS}, got {split=}")
+        try:
+            source = tfds.data_source(name, split=splits[split], data_dir=data_dir, download=False)
+        except Exception as error:
+            raise DataNotPreparedError(
+                f"TFDS dataset {name!r} is not prepared in {data_dir} ({type(error).__name__}); "
+                f'on a machine with internet: pip install "optarena[real-data]" && '
+                f"optarena data prepare <workload> --download --data-dir {data_dir}"
+            ) from error
+        # One by one: TFDS's mock data sources, which stand in for these in tests, have no
+        # batched read.
+        arrays = data.read_all(source, batched=False)
+        return {feature: arrays[feature] for feature in features}
+
+    return load_split
+
+
+def download_and_prepare(name: str, data_dir: str) -> None:
+    """Download and prepare catalog dataset ``name`` as array_record (needs TensorFlow)."""
+    import tensorflow_datasets as tfds
+
+    tfds.builder(name, data_dir=data_dir, file_format="array_record").download_and_prepare()
