@@ -51,4 +51,11 @@ def download_and_prepare(name: str, data_dir: str) -> None:
     """Download and prepare catalog dataset ``name`` as array_record (needs TensorFlow)."""
     import tensorflow_datasets as tfds
 
-    tfds.builder(name, data_dir=data_dir, file_format="array_record").download_and_prepare()
+    try:
+        builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+        builder.download_and_prepare()
+    except Exception as error:
+        raise DataNotPreparedError(
+            f"downloading TFDS dataset {name!r} failed ({type(error).__name__}: {error}); it needs "
+            'internet access and TensorFlow: pip install "optarena[real-data]"'.splitlines()[0]
+        ) from error
