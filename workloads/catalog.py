@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from workloads import data
 from workloads.base import Arrays
 
+TRAIN_TEST_SPLITS = {"train": "train[:84%]", "validation": "train[84%:]", "test": "test"}
+"""For catalog datasets with only train and test: validation is the last 16% of train."""
+
 
 class DataNotPreparedError(RuntimeError):
     """A catalog dataset is not in the data directory (it cannot be made offline)."""

@@ -12,11 +12,11 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from workloads.base import Workload
-from workloads.catalog import split_loader
+from workloads.catalog import TRAIN_TEST_SPLITS, split_loader
 from workloads.classification import make_classification_workload
 from workloads.spec import MetricMode, WorkloadSpec
 
-SPLITS = {"train": "train[:84%]", "validation": "train[84%:]", "test": "test"}
+SPLITS = TRAIN_TEST_SPLITS
 
 SPEC = WorkloadSpec(
     name="mnist_cnn",
