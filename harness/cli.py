@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from harness import cli_calibrate
+
 if TYPE_CHECKING:
     from harness.runner import TrialConfig
     from submissions.loader import LoadedSubmission
@@ -636,6 +638,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_data(sub)
 
+    cli_calibrate.add_parser(commands, add_data, _positive_int)
+
     sub = add(
         "quickstart",
         cmd_quickstart,
@@ -661,4 +665,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module's main, so that exceptions raised by command modules
+    # (which import `harness.cli`) are the same classes that `main` catches.
+    from harness.cli import main as _main
+
+    sys.exit(_main())
