@@ -87,8 +87,13 @@ def round_outward(value: float, mode: MetricMode, digits: int = TARGET_DIGITS) -
     if value == 0 or not math.isfinite(value):
         return value
     scale = 10 ** (digits - 1 - math.floor(math.log10(abs(value))))
-    rounded = math.ceil(value * scale) if mode is MetricMode.MIN else math.floor(value * scale)
-    return float(f"{rounded / scale:.{digits + 6}g}")
+    step = 1 if mode is MetricMode.MIN else -1
+    units = math.ceil(value * scale) if mode is MetricMode.MIN else math.floor(value * scale)
+    rounded = float(f"{units / scale:.{digits + 6}g}")
+    while (rounded < value) if mode is MetricMode.MIN else (rounded > value):
+        units += step  # value * scale lost a bit in floating point: step to the easier side
+        rounded = float(f"{units / scale:.{digits + 6}g}")
+    return rounded
 
 
 def worst(values: Sequence[float], mode: MetricMode) -> float:
