@@ -5,8 +5,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import html
 import math
+import shutil
+import subprocess
 
+import matplotlib.colors
+import matplotlib.image
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy
@@ -78,7 +84,7 @@ def _result(spec: WorkloadSpec, time: float) -> TrialResult:
             timed_sec=end * (i + 1) / 4,
             train_loss=1.0 / (i + 1),
             validation={
-                spec.metric: spec.validation_target * (4 - i if i < 3 or not reached else 1)
+                spec.metric: spec.validation_target * (4 - i if i < 3 else 1 if reached else 1.5)
             },
             test={spec.metric: 0.5},
         )
@@ -264,3 +270,61 @@ def test_score_without_benchmark_trials_is_bad_input(capsys, tmp_path, monkeypat
     code, out, err = _run(capsys, "score", "--db", store.url)
     assert code == 2 and out == "" and "no benchmark trials" in err
     assert snapshots.history(store).empty
+
+
+def _chromium() -> str:
+    executable = shutil.which("chromium")
+    assert executable, "the HTML test needs Debian's chromium: apt-get install -y chromium"
+    return executable
+
+
+def _headless(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        check=True,
+    )
+
+
+def test_html_page_renders_in_chromium_with_plots_and_escaped_names(
+    capsys, tmp_path, store_and_trials
+):
+    store, trials = store_and_trials
+    assert _run(capsys, "score", "--db", store.url, "--replicates", "20")[0] == 0
+    site = tmp_path / "site"
+    code, out, err = _run(capsys, "leaderboard", "--db", store.url, "--html", str(site))
+    assert code == 0, err
+    page = site / "index.html"
+    assert f"wrote {page}" in out
+    text = page.read_text()
+    assert HOSTILE not in text and html.escape(HOSTILE) in text
+    assert "http://" not in text and "https://" not in text  # self-contained
+
+    # The browser's own DOM: the hostile name is a text node, never a script element.
+    dom = _headless("--dump-dom", page.as_uri(), cwd=tmp_path).stdout
+    assert "<table" in dom and "<script" not in dom.lower()
+    assert dom.count(html.escape(HOSTILE, quote=False)) >= 3  # scores, pairs, trials
+    assert 'id="profile-0"' in dom and dom.count('src="data:image/png;base64,') == 1 + len(SPECS)
+
+    # A real screenshot: the plots are drawn (the profile's and curves' line colours appear).
+    shot = tmp_path / "shot.png"
+    _headless(
+        "--hide-scrollbars",
+        "--window-size=1200,2600",
+        f"--screenshot={shot}",
+        page.as_uri(),
+        cwd=tmp_path,
+    )
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    assert pixels.shape[:2] == (2600, 1200)
+    not_white = (pixels < 0.95).any(axis=-1)
+    assert not_white.mean() > 0.05, "the page looks blank"
+    first_line_colour = np.array(matplotlib.colors.to_rgb("C0"))  # the leader's profile line
+    near = (np.abs(pixels - first_line_colour) < 0.08).all(axis=-1)
+    assert near.sum() > 500, "no plotted lines in the screenshot"
+    rows_with_lines = np.flatnonzero(near.any(axis=1))
+    assert rows_with_lines.min() < 1200  # the profile plot, above the training curves
+    assert len(trials) == 36
