@@ -10,14 +10,18 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from harness.cli import EXIT_OK, BadInput, _console, _open_store, _positive_int, _version
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def read_times_file(path: str) -> pd.DataFrame:
     """Read and validate a CSV of times (see `scoring.times_table`); bad input is one line."""
+    import pandas as pd
+
     from scoring.times_table import TimesTableError, validate_times
 
     try:
