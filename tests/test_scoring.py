@@ -279,3 +279,61 @@ def test_flops_to_target_is_infinite_when_missed_and_unknown_when_not_counted():
     )
     flops = aggregate.flops_to_target(trials)
     assert flops[0] == 200.0 and flops[1] == INF and math.isnan(flops[2])
+
+
+def _score_by_loops(table: dict[str, dict[str, float]], base_of: dict[str, str]) -> dict:
+    """The seven rules written out cell by cell with plain Python, as a second implementation."""
+    subs = sorted(table)
+    columns = sorted(base_of)
+    t = {s: {c: table[s].get(c, math.nan) for c in columns} for s in subs}
+    t = {s: {c: INF if math.isnan(v) else v for c, v in row.items()} for s, row in t.items()}
+    variants = [c for c in columns if base_of[c] != c]
+    for s in subs:
+        for v in variants:
+            if t[s][base_of[v]] == INF:
+                t[s][v] = INF
+    for c in columns:
+        best = min(t[s][c] for s in subs)
+        for s in subs:
+            if t[s][c] > 4 * best:
+                t[s][c] = INF
+    for s in subs:
+        for v in variants:
+            if t[s][v] == INF:
+                t[s][base_of[v]] = INF
+    bases = [c for c in columns if base_of[c] == c]
+    scores = {}
+    for s in subs:
+        rho = []
+        for tau in TAUS:
+            within = 0
+            for b in bases:
+                best = min(t[o][b] for o in subs)
+                if best < INF and t[s][b] / best <= tau:
+                    within += 1
+            rho.append(within / len(bases))
+        scores[s] = _hand_trapezoid(np.array(rho))
+    return scores
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_tables_agree_with_a_cell_by_cell_implementation(seed):
+    rng = np.random.default_rng(seed)
+    base_of = {f"w{i}": f"w{i}" for i in range(5)}
+    base_of |= {f"w{i}_v": f"w{i}" for i in range(0, 5, 2)}
+    table = {}
+    for s in range(int(rng.integers(2, 7))):
+        row = {}
+        for c in base_of:
+            draw = rng.random()
+            if draw < 0.15:
+                continue  # missing
+            # Few distinct values, so that ties, exact 4x ratios and cuts all happen.
+            row[c] = INF if draw < 0.3 else float(rng.choice([1.0, 2.0, 3.0, 4.0, 5.0, 8.0, 16.0]))
+        table[f"s{s}"] = row
+    rows = [(s, c, base_of[c], v) for s, row in table.items() for c, v in row.items()]
+    tables = score_times(_times(rows))
+    expected = _score_by_loops(table, base_of)
+    scored = _scores(tables)
+    for submission in table:
+        assert scored.get(submission, 0.0) == pytest.approx(expected[submission], abs=1e-12)
