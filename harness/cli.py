@@ -653,6 +653,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--suite", default="quick", help="workload suite (default: quick)")
     add_store(sub)
     add_data(sub)
+
+    from harness import cli_score
+
+    cli_score.register(commands, add_store)
     return parser
 
 
