@@ -11,14 +11,17 @@ The rule, as AlgoPerf sets its targets but sized for a CPU (all of it is recorde
    outward to 3 significant digits (so every recorded seed reaches it). **Test target**: the
    worst test metric over seeds at the evaluation where each first reached the validation
    target, rounded outward the same way.
-4. **Budget**: twice the median over seeds of the quiet time to target, rounded up to 0.5 s; the
-   quiet time is the compile time plus steps to target times the run's fastest per-step time
-   over its evaluation segments (load on a shared machine only ever adds time, so the fastest
-   segment is the best estimate of the machine's own speed). The baseline thus reaches the
-   target in about half its budget. A budget over `MAX_BUDGET_SEC` is an error.
+4. **Budget**: twice the median over seeds of the quiet time to target, rounded up to 0.5 s.
+   The quiet time is the quiet compile time plus steps to target times the quiet per-step
+   time: the fastest compile and the fastest per-step time (over evaluation segments) among
+   the seed runs, which all run the same program. Load on a shared machine only ever adds
+   time, so the fastest measurement is the best estimate of the machine's own speed. The
+   baseline thus reaches the target in about half its budget. A budget over
+   `MAX_BUDGET_SEC` is an error.
 5. **Checks**: the fraction of tuning points that reach the target within ``steps`` is recorded,
-   and calibration fails when every point reaches it (the target says nothing) or when the
-   learning rate divided by 100 also reaches it.
+   and calibration fails when every point reaches it (the target says nothing), when the
+   learning rate divided by 100 also reaches it, or when a recorded seed's quiet time to
+   target exceeds the budget (possible for a held-out variant, which inherits its budget).
 
 A held-out variant keeps its base's budget, ``step_hint`` and cadence (as in AlgoPerf) and
 gets its own targets by steps 1-3 with ``steps`` equal to its base's ``step_hint``.
@@ -78,9 +81,6 @@ class RunSummary:
                 return step, test
         return None
 
-    def quiet_time_to(self, step: int) -> float:
-        return self.compile_sec + step * self.sec_per_step
-
 
 def round_outward(value: float, mode: MetricMode, digits: int = TARGET_DIGITS) -> float:
     """``value`` to ``digits`` significant digits, rounded towards the easier side of ``mode``."""
@@ -116,14 +116,30 @@ def derive_targets(spec: WorkloadSpec, seed_runs: Sequence[RunSummary]) -> tuple
     return validation, round_outward(worst(tests, mode), mode)
 
 
+@dataclasses.dataclass(frozen=True)
+class QuietSpeed:
+    """The machine's own speed for one program: its fastest compile and per-step time."""
+
+    compile_sec: float
+    sec_per_step: float
+
+    @classmethod
+    def of(cls, runs: Sequence[RunSummary]) -> QuietSpeed:
+        return cls(min(r.compile_sec for r in runs), min(r.sec_per_step for r in runs))
+
+    def time_to(self, step: int) -> float:
+        return self.compile_sec + step * self.sec_per_step
+
+
 def derive_budget(spec: WorkloadSpec, seed_runs: Sequence[RunSummary], target: float) -> float:
     """Twice the median quiet time to ``target`` over seeds, rounded up (rule 4)."""
+    speed = QuietSpeed.of(seed_runs)
     times = []
     for run in seed_runs:
         reach = run.first_reach(spec, target)
         if reach is None:
             raise CalibrationError(f"{spec.name}: seed {run.seed} does not reach {target}")
-        times.append(run.quiet_time_to(reach[0]))
+        times.append(speed.time_to(reach[0]))
     budget = math.ceil(BUDGET_FACTOR * statistics.median(times) / BUDGET_ROUNDING_SEC)
     budget *= BUDGET_ROUNDING_SEC
     if budget > MAX_BUDGET_SEC:
@@ -271,7 +287,10 @@ def calibrate(
             "step_hint": step_hint,
         },
         "chosen_hparams": chosen,
-        "seed_runs": [_run_record(spec, r, validation_target) for r in seed_runs],
+        "quiet_speed": dataclasses.asdict(QuietSpeed.of(seed_runs)),
+        "seed_runs": [
+            _run_record(spec, r, validation_target, QuietSpeed.of(seed_runs)) for r in seed_runs
+        ],
         "tuning": [
             {
                 "hparams": r.hparams,
@@ -299,7 +318,9 @@ def _reach_step(spec: WorkloadSpec, run: RunSummary, target: float) -> int | Non
     return None if reach is None else reach[0]
 
 
-def _run_record(spec: WorkloadSpec, run: RunSummary, target: float) -> dict[str, Any]:
+def _run_record(
+    spec: WorkloadSpec, run: RunSummary, target: float, speed: QuietSpeed
+) -> dict[str, Any]:
     step = _reach_step(spec, run, target)
     return {
         "seed": run.seed,
@@ -307,7 +328,8 @@ def _run_record(spec: WorkloadSpec, run: RunSummary, target: float) -> dict[str,
         "steps_to_target": step,
         "compile_sec": round(run.compile_sec, 4),
         "sec_per_step": run.sec_per_step,
-        "quiet_time_to_target_sec": None if step is None else round(run.quiet_time_to(step), 4),
+        "quiet_time_to_target_sec": None if step is None else round(speed.time_to(step), 4),
+        "curve": [list(point) for point in run.curve],
     }
 
 
@@ -315,6 +337,13 @@ def check_record(spec: WorkloadSpec, record: Mapping[str, Any]) -> None:
     """Raise `CalibrationError` when a record's target is unsound (rule 5)."""
     if any(run["steps_to_target"] is None for run in record["seed_runs"]):
         raise CalibrationError(f"{spec.name}: a recorded seed does not reach the target")
+    budget = record["derived"]["budget_sec"]
+    slow = [r["seed"] for r in record["seed_runs"] if r["quiet_time_to_target_sec"] > budget]
+    if slow:
+        raise CalibrationError(
+            f"{spec.name}: seed(s) {slow} need more than the {budget:g} s budget to reach "
+            "the target"
+        )
     reached, total = map(int, record["checks"]["random_points_reaching_target"].split("/"))
     if total and reached == total:
         raise CalibrationError(

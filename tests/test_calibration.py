@@ -88,9 +88,12 @@ def test_budget_is_twice_the_median_quiet_time_rounded_up():
         _run([(100, 0.1, 0.1), (200, 0.1, 0.1)], seed=1, compile_sec=0.4, sec_per_step=0.02),
         _run([(100, 0.3, 0.3), (200, 0.1, 0.1)], seed=2, compile_sec=0.9, sec_per_step=0.01),
     ]
-    # Quiet times to 0.1: 0.5 + 200 * 0.01 = 2.5, 0.4 + 100 * 0.02 = 2.4, 0.9 + 2 = 2.9.
-    assert calibration.derive_budget(SPEC, runs, 0.1) == 5.0  # 2 * 2.5
-    slow = [dataclasses.replace(run, sec_per_step=0.2) for run in runs]
+    # Quiet speed: compile 0.4 s, 0.01 s per step. Quiet times to 0.1: 0.4 + 200 * 0.01 = 2.4,
+    # 0.4 + 100 * 0.01 = 1.4, 2.4 again; twice the median is 4.8, rounded up to 5.0.
+    assert calibration.derive_budget(SPEC, runs, 0.1) == 5.0
+    runs[2] = dataclasses.replace(runs[2], curve=((100, 0.1, 0.1),))
+    assert calibration.derive_budget(SPEC, runs, 0.1) == 3.0  # 2 * 1.4, rounded up
+    slow = [dataclasses.replace(run, sec_per_step=0.5) for run in runs]
     with pytest.raises(CalibrationError, match="over the 60 s"):
         calibration.derive_budget(SPEC, slow, 0.1)
 
