@@ -647,6 +647,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--suite", default="quick", help="workload suite (default: quick)")
     add_store(sub)
     add_data(sub)
+
+    from harness import benchmark_command
+
+    sub = add(
+        "benchmark",
+        benchmark_command.cmd_benchmark,
+        "Run a submission on every workload of a suite under a ruleset (studies x trials), "
+        "storing each trial; rerun to resume.",
+    )
+    benchmark_command.add_arguments(sub)
+    add_store(sub)
+    add_data(sub)
     return parser
 
 
@@ -661,4 +673,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module's main, so that commands defined in other modules (which
+    # import `harness.cli`) raise the same `BadInput` that main catches.
+    from harness.cli import main as package_main
+
+    sys.exit(package_main())
