@@ -22,8 +22,9 @@ import contextlib
 import dataclasses
 import datetime as dt
 import multiprocessing
+import os
 import signal
-import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
@@ -158,19 +159,23 @@ PRELOAD = ("harness.runner", "submissions.loader", "workloads.registry", "tensor
 """Modules the fork server imports once, so that each trial's process starts without them."""
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (no orphan keeps training)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
+def _die_with_parent(connection) -> None:
+    """Kill this process as soon as the parent's end of ``connection`` closes.
 
-    pr_set_pdeathsig = 1
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    The parent never writes, so the only thing a read can see is the end of the connection,
+    when the benchmark process exits or is killed: then no orphan trial goes on training.
+    """
+
+    def watch() -> None:
+        with contextlib.suppress(OSError, EOFError):
+            connection.poll(None)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="parent watchdog", daemon=True).start()
 
 
 def _child(spec: TrialSpec, data_dir: str, connection) -> None:
-    _die_with_parent()
+    _die_with_parent(connection)
     try:
         outcome: TrialResult | SpecMismatch = execute(spec, data_dir)
     except SpecMismatch as error:
@@ -204,13 +209,13 @@ class ChildProcessExecutor:
 
     def _run_one(self, spec: TrialSpec) -> TrialResult:
         limit = self.limit.seconds(spec.budget_sec)
-        receiver, sender = self._context.Pipe(duplex=False)
+        receiver, sender = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=_child, args=(spec, self.data_dir, sender), name=f"trial {spec.label}"
         )
         start = time.monotonic()
         process.start()
-        sender.close()  # the child holds the only writer: its death closes the pipe
+        sender.close()  # the child holds the only other end: its death closes the connection
         try:
             if not receiver.poll(limit):
                 process.kill()
