@@ -84,15 +84,18 @@ def _is_out_of_memory(error: BaseException) -> bool:
 def execute(spec: TrialSpec, data_dir: str) -> TrialResult:
     """Run one trial in this process; any exception it raises becomes an error or oom result.
 
-    Raises `SpecMismatch` (not a trial outcome) when the submission's source or the workload's
-    spec no longer hash to what the trial was planned with.
+    Raises `SpecMismatch` (not a trial outcome) when the submission or the workload can no
+    longer be loaded, or no longer hash to what the trial was planned with.
     """
     from harness import runner
     from submissions import loader
     from workloads import registry
 
-    loaded = loader.load(spec.submission)
-    workload = registry.get(spec.workload)
+    try:
+        loaded = loader.load(spec.submission)
+        workload = registry.get(spec.workload)
+    except (loader.SubmissionError, registry.UnknownWorkloadError) as error:
+        raise SpecMismatch(f"cannot load what the trial was planned with: {error}") from error
     if loaded.source_sha256 != spec.submission_sha256:
         raise SpecMismatch(
             f"{spec.submission} changed since the benchmark was planned "
