@@ -17,8 +17,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Column, Table
+from rich.text import Text
 
 from harness.cli import (
     EXIT_OK,
@@ -234,6 +242,18 @@ class _Eta:
         ratio = self._wall_done / self._budget_done if self._budget_done else 1.0
         return max(self._budget_left, 0.0) * ratio
 
+    def deadline(self) -> float:
+        """When the benchmark should end, on the `time.monotonic` clock."""
+        return time.monotonic() + self.seconds()
+
+
+class _EtaColumn(ProgressColumn):
+    """The time left to the estimated end, counting down between trials."""
+
+    def render(self, task) -> Text:
+        left = max(task.fields["eta_at"] - time.monotonic(), 0.0)
+        return Text(f"ETA {_format_duration(left)}")
+
 
 def _store_outcome(store: _LazyStore, loaded, outcome: TrialOutcome) -> int:
     from harness import provenance
@@ -274,28 +294,34 @@ def _run(
     outcomes = []
     live = console.is_terminal
     with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("trials  ETA {task.fields[eta]}"),
+        TextColumn("trials"),
+        BarColumn(bar_width=20),
+        _EtaColumn(table_column=Column(no_wrap=True, min_width=10)),
         TimeElapsedColumn(),
+        TextColumn(
+            "{task.description}",
+            table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis"),
+        ),
         console=console,
         disable=not live,
         transient=True,
     ) as progress:
         task = progress.add_task(
-            "starting", total=total, completed=done_before, eta=_format_duration(eta.seconds())
+            "starting", total=total, completed=done_before, eta_at=eta.deadline()
         )
 
         def on_start(spec: TrialSpec) -> None:
-            progress.update(task, description=spec.label)
+            progress.update(
+                task, description=f"{spec.workload}, study {spec.study} trial {spec.trial}"
+            )
 
         for outcome in executor.run(pending, on_start=on_start):
             trial_id = _store_outcome(store, loaded, outcome)
             eta.finished(outcome)
             outcomes.append((outcome, trial_id))
             done = done_before + len(outcomes)
-            progress.update(task, completed=done, eta=_format_duration(eta.seconds()))
+            progress.update(task, completed=done, eta_at=eta.deadline())
             result = outcome.result
             console.print(
                 f"[{done}/{total}] {outcome.spec.label}: {result.status.value} ({result.reason}), "
