@@ -281,6 +281,8 @@ BROKEN = """
                 raise ValueError("deliberately broken update")
             if mode == "memory":
                 raise MemoryError("deliberately out of memory")
+            if mode == "xla_memory":
+                raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 1.00TiB")
             if mode == "killed":
                 os.kill(os.getpid(), signal.SIGKILL)
             if mode == "hang":
@@ -332,3 +334,18 @@ def test_every_failure_status_is_stored_and_the_benchmark_goes_on(capsys, tmp_pa
     ok = store.eval_points(int(frame["trial_id"].iloc[6]))
     assert [p.step for p in ok] == [50] and math.isfinite(ok[0].train_loss)
     assert "[7/7]" in err
+
+
+def test_xla_resource_exhausted_is_oom_and_other_exceptions_are_errors(tmp_path, data_dir):
+    path = _write(
+        tmp_path,
+        "broken.py",
+        BROKEN.replace(
+            '("ok", "error", "nan", "memory", "killed", "hang", "ok")', '("xla_memory", "error")'
+        ),
+    )
+    trials = _plan("external", reference=path, studies=1, trials=2, max_steps=1)
+    outcomes = list(executors.InProcessExecutor(data_dir).run(trials))
+    assert [o.result.status.value for o in outcomes] == ["oom", "error"]
+    assert "RESOURCE_EXHAUSTED" in outcomes[0].result.reason
+    assert all(math.isinf(o.result.time_to_target_sec) for o in outcomes)
