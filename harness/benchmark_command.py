@@ -158,8 +158,10 @@ def _preflight(loaded, trials: Sequence[TrialSpec], data_dir: str) -> None:
     if trials and trials[0].ruleset is Ruleset.SELF:
         workload = next(iter(workloads.values()))
         try:
+            # One device: the benchmark process must not initialize an accelerator (and hold
+            # its memory) that the trials' processes need.
             info = runner.workload_info(
-                workload, loaded.submission, trials[0].budget_sec, runner.make_mesh().size
+                workload, loaded.submission, trials[0].budget_sec, num_devices=1
             )
             runner.make_optimizer(loaded.submission, None, info)
         except (ValueError, runner.SubmissionFailure) as error:
