@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from leaderboard.store import BenchmarkIdentity
 
 EXECUTORS = ("child-process", "in-process")
+EXIT_INTERRUPTED = 130  # the shell's status for a command stopped by SIGINT
 
 
 def add_arguments(sub: argparse.ArgumentParser) -> None:
@@ -258,24 +259,28 @@ class _EtaColumn(ProgressColumn):
 
 
 def _store_outcome(store: _LazyStore, loaded, outcome: TrialOutcome) -> int:
+    """Store one finished trial; a store that fails is one line (earlier trials stay stored)."""
     from harness import provenance
-    from leaderboard.store import TrialSubmissionInfo
+    from leaderboard.store import StoreError, TrialSubmissionInfo
     from workloads import registry
 
     spec = outcome.spec
-    return store.get().add_benchmark_trial(
-        identity=_identity(spec),
-        benchmark_seed=spec.benchmark_seed,
-        submission=TrialSubmissionInfo(
-            name=loaded.name, origin=loaded.origin, source_sha256=loaded.source_sha256
-        ),
-        spec=registry.get(spec.workload).spec,
-        hparams=spec.hparams,
-        result=outcome.result,
-        provenance=provenance.collect(),
-        started_at=outcome.started_at,
-        finished_at=outcome.finished_at,
-    )
+    try:
+        return store.get().add_benchmark_trial(
+            identity=_identity(spec),
+            benchmark_seed=spec.benchmark_seed,
+            submission=TrialSubmissionInfo(
+                name=loaded.name, origin=loaded.origin, source_sha256=loaded.source_sha256
+            ),
+            spec=registry.get(spec.workload).spec,
+            hparams=spec.hparams,
+            result=outcome.result,
+            provenance=provenance.collect(),
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
+        )
+    except StoreError as error:
+        raise BadInput(str(error)) from error
 
 
 def _run(
@@ -411,6 +416,14 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         )
     except SpecMismatch as error:
         raise BadInput(f"{error}; run the benchmark again to plan it anew") from error
+    except KeyboardInterrupt:
+        console.print(
+            "interrupted: the trial in flight is lost, finished ones are stored; "
+            "run the same command again to resume",
+            markup=False,
+            highlight=False,
+        )
+        return EXIT_INTERRUPTED
     failed = sum(1 for outcome, _ in outcomes if not outcome.result.reached)
     out = _console()
     trial_ids = [*stored.values(), *(trial_id for _, trial_id in outcomes)]
