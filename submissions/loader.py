@@ -19,7 +19,19 @@ from submissions.api import Submission
 
 ENTRY_POINT_GROUP = "optarena.submissions"
 
-_BUILTIN: tuple[tuple[str, str], ...] = (("nadamw", "submissions.nadamw"),)
+_BUILTIN: tuple[tuple[str, str], ...] = (
+    ("sgd_momentum", "submissions.sgd_momentum"),
+    ("sgd_nesterov", "submissions.sgd_nesterov"),
+    ("adam", "submissions.adam"),
+    ("adamw", "submissions.adamw"),
+    ("nadamw", "submissions.nadamw"),
+    ("schedule_free_adamw", "submissions.schedule_free_adamw"),
+    ("muon", "submissions.muon"),
+    ("shampoo", "submissions.shampoo"),
+    ("prodigy", "submissions.prodigy"),
+    ("lion", "submissions.lion"),
+    ("lamb", "submissions.lamb"),
+)
 
 
 class SubmissionError(ValueError):
