@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -36,6 +37,7 @@ from submissions import search_space as spaces
 from submissions.api import Hparams, Submission, WorkloadInfo
 from workloads import data, registry
 
+EXIT_FAILED = 1
 STEPS_WORKLOAD = "digits_mlp"
 REAL_STEPS = 3
 SAMPLED_POINTS = 8
@@ -234,6 +236,8 @@ def run_checks(
 ) -> tuple[loader.LoadedSubmission | None, list[CheckResult]]:
     """Load ``reference`` and run every check on it; stops at the first check others depend on.
 
+    Raises `loader.SubmissionNotFound` when ``reference`` names nothing at all.
+
     ``workloads_check=False`` skips the check over every offline workload's parameter tree.
     """
     results: list[CheckResult] = []
@@ -244,6 +248,8 @@ def run_checks(
         except _Failed as failure:
             results.append(CheckResult(name, False, str(failure)))
             return False
+        except loader.SubmissionNotFound:
+            raise
         except Exception as error:  # a bug in the submission that no check anticipated
             results.append(CheckResult(name, False, f"raised {one_line(error)}"))
             return False
@@ -256,6 +262,8 @@ def run_checks(
         nonlocal loaded
         try:
             loaded = loader.load(reference)
+        except loader.SubmissionNotFound:
+            raise
         except loader.SubmissionError as error:
             raise _Failed(" ".join(str(error).split())) from error
         return f"{loaded.name} ({loaded.origin}, sha256 {loaded.source_sha256[:12]})"
@@ -432,3 +440,20 @@ def passed(results: list[CheckResult]) -> bool:
 def format_line(result: CheckResult) -> str:
     mark = "ok  " if result.passed else "FAIL"
     return f"[{mark}] {result.name}: {result.message}"
+
+
+def command(reference: str, data_dir: str) -> int:
+    """``optarena check``: print the checklist on stdout; exit 0 when all pass, else 1, with
+    the first failure repeated as one line on stderr."""
+    _, results = run_checks(reference, data_dir=data_dir)
+    for result in results:
+        sys.stdout.write(format_line(result) + "\n")
+    failed = [result for result in results if not result.passed]
+    if failed:
+        sys.stderr.write(
+            f"optarena: check: {len(failed)} check(s) failed for {reference}; "
+            f"first: {failed[0].name}: {failed[0].message}\n"
+        )
+        return EXIT_FAILED
+    sys.stdout.write(f"{reference}: all {len(results)} checks passed\n")
+    return 0

@@ -262,6 +262,16 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from harness import check
+    from submissions import loader
+
+    try:
+        return check.command(args.submission, _data_dir(args))
+    except loader.SubmissionNotFound as error:
+        raise BadInput(str(error)) from error
+
+
 # ---------------------------------------------------------------- running trials
 
 
@@ -588,6 +598,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = add("submissions", cmd_submissions, "List built-in and installed submissions.")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sub = add(
+        "check",
+        cmd_check,
+        "Check that a submission conforms (loads, builds on every workload, pure, no "
+        "recompilation, finite updates, valid search space) before submitting it.",
+    )
+    sub.add_argument(
+        "submission", metavar="SUBMISSION", help="built-in name, .py path or installed plugin"
+    )
+    add_data(sub)
 
     sub = add("run", cmd_run, "Run one timed trial and store it.")
     sub.add_argument("--workload", required=True, help="registered workload name")
