@@ -5,10 +5,10 @@ what is wrong and what to fix. The checks, in order:
 
 1. the module loads and exposes ``SUBMISSION``;
 2. it can enter a ruleset: a search space (external tuning) or ``self_tuning=True``;
-3. the search space is valid and every sampled point builds an optimizer;
-4. the factory returns an optax transformation on every offline workload's parameter tree, and
+3. the optimizer state is a pytree of arrays;
+4. the search space is valid and every sampled point builds an optimizer;
+5. the factory returns an optax transformation on every offline workload's parameter tree, and
    its ``init``/``update`` keep the parameters' structure (traced abstractly: nothing runs);
-5. the optimizer state is a pytree of arrays;
 6. ``init``/``update`` are pure: two separate traces give identical results;
 7. the train step does not recompile after the first step (the state's types do not change);
 8. updates are finite on a few real steps of a small workload;
@@ -109,13 +109,16 @@ def _show(hparams: Hparams | None) -> str:
 
 
 def _trial_hparams(submission: Submission) -> Hparams | None:
-    """The point trials use when none is given: the default point, else ``None`` (self-tuning),
-    else the first point of the search space."""
+    """The point the checks build with: the default point, else ``None`` (self-tuning), else
+    the first point of the search space (``None`` when the space is invalid)."""
     if submission.default_hparams is not None:
         return dict(submission.default_hparams)
     if submission.self_tuning or submission.search_space is None:
         return None
-    return spaces.sample(submission.search_space, 1, seed=0)[0]
+    try:
+        return spaces.sample(submission.search_space, 1, seed=0)[0]
+    except spaces.SearchSpaceError:  # reported by the search-space check
+        return None
 
 
 def _avals(tree: Any) -> Any:
@@ -272,15 +275,21 @@ def run_checks(
         return None, results
     submission = loaded.submission
     record("ruleset", lambda: check_rulesets(submission))
-    record("search space", lambda: check_search_space(submission))
-    if workloads_check:
-        record("every workload's parameter tree", lambda: check_parameter_trees(submission))
-    _run_step_checks(submission, data_dir, record)
+
+    def shape_checks() -> None:
+        record("search space", lambda: check_search_space(submission))
+        if workloads_check:
+            record("every workload's parameter tree", lambda: check_parameter_trees(submission))
+
+    _run_step_checks(submission, data_dir, record, shape_checks)
     return loaded, results
 
 
-def _run_step_checks(submission: Submission, data_dir: str, record) -> None:
-    """State pytree, purity, no recompilation, finite updates, eval_params: on real steps."""
+def _run_step_checks(
+    submission: Submission, data_dir: str, record, shape_checks: Callable[[], None]
+) -> None:
+    """State pytree first (the shape-level checks need it), then ``shape_checks``, then purity,
+    no recompilation, finite updates and eval_params on real steps."""
     workload = registry.get(STEPS_WORKLOAD)
     context: dict[str, Any] = {}
 
@@ -303,6 +312,7 @@ def _run_step_checks(submission: Submission, data_dir: str, record) -> None:
 
     if not record("state is a pytree of arrays", setup):
         return
+    shape_checks()
     tx, params, model_state, state0 = (
         context["tx"],
         context["params"],
@@ -329,22 +339,18 @@ def _run_step_checks(submission: Submission, data_dir: str, record) -> None:
             raise _Failed(
                 f"the train step with this optimizer failed to trace or run: {one_line(error)}"
             ) from error
-        # Fresh wrappers force separate traces: a trace that reads Python state differs.
-        again = jax.jit(lambda *args: step(*args))(params, state0, batch_list[0])
-        init_again = jax.jit(lambda p: tx.init(p))(params)
-        if not _tree_equal(jax.jit(tx.init)(params), init_again):
+        if not _same_traces(tx.init, params):
             raise _Failed(
-                "init gave different states on two calls with the same parameters; "
-                "init must be a pure function of the parameters"
+                "two traces of init differ; init must be a pure function of the parameters "
+                "(no globals, counters or np.random)"
             )
-        if not _tree_equal(first, again):
+        if not _same_traces(step, params, state0, batch_list[0]):
             raise _Failed(
-                "two traces of update gave different results from the same inputs; update must "
-                "not read or change Python state (globals, counters, np.random): keep all it "
-                "needs in the optimizer state"
+                "two traces of update differ; update must not read or change Python state "
+                "(globals, counters, np.random): keep all it needs in the optimizer state"
             )
         context["first"] = first
-        return "init and update give identical results on separate traces"
+        return "separate traces of init and update are identical"
 
     if not record("init and update are pure", pure):
         return
@@ -405,12 +411,19 @@ def _run_step_checks(submission: Submission, data_dir: str, record) -> None:
     record("eval_params", eval_params)
 
 
-def _tree_equal(a: Any, b: Any) -> bool:
-    if jax.tree.structure(a) != jax.tree.structure(b):
+def _same_traces(fn: Callable, *args: Any) -> bool:
+    """Whether two fresh traces of ``fn`` give the same program and the same constants.
+
+    A function that reads or changes Python state (a counter, a global, ``np.random``) while
+    traced bakes a different constant into each trace; jit would then give results that depend
+    on when it happened to trace. Tracing is cheap: nothing is compiled.
+    """
+    first, second = (jax.make_jaxpr(lambda *a: fn(*a))(*args) for _ in range(2))
+    if str(first.jaxpr) != str(second.jaxpr) or len(first.consts) != len(second.consts):
         return False
     return all(
-        np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True)
-        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+        np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+        for a, b in zip(first.consts, second.consts, strict=True)
     )
 
 
