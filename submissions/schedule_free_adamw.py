@@ -25,7 +25,7 @@ SEARCH_SPACE = {
 }
 
 DEFAULT_HPARAMS = {
-    "learning_rate": 3e-3,
+    "learning_rate": 1e-2,
     "one_minus_beta1": 0.1,
     "beta2": 0.999,
     "weight_decay": 0.01,
