@@ -308,7 +308,7 @@ def _run_step_checks(
                 "tuples, lists and dicts of arrays (register any custom class as a pytree)"
             )
         context.update(tx=tx, params=params, model_state=model_state, state=state, info=info)
-        return f"{len(jax.tree.leaves(state))} array leaves"
+        return f"{len(jax.tree.leaves(state))} array(s)"
 
     if not record("state is a pytree of arrays", setup):
         return
