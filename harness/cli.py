@@ -123,6 +123,7 @@ def cmd_submissions(args: argparse.Namespace) -> int:
                 "origin": loaded.origin,
                 "source_sha256": loaded.source_sha256,
                 "external_tuning": loaded.submission.search_space is not None,
+                "self_tuning": loaded.submission.self_tuning,
                 "search_space": loaded.submission.search_space,
                 "default_hparams": loaded.submission.default_hparams,
             }
@@ -131,18 +132,26 @@ def cmd_submissions(args: argparse.Namespace) -> int:
         _print_json(rows)
         return EXIT_OK
     table = Table(title="Submissions")
-    for column in ("name", "origin", "source sha256", "search space"):
+    for column in ("name", "origin", "source sha256", "rulesets", "search space"):
         table.add_column(column)
     for row in rows:
         if "error" in row:
-            table.add_row(row["name"], row["origin"], "-", f"[red]failed to load: {row['error']}")
+            table.add_row(
+                row["name"], row["origin"], "-", "-", f"[red]failed to load: {row['error']}"
+            )
             continue
         space = row["search_space"]
+        rulesets = [("external", row["external_tuning"]), ("self-tuning", row["self_tuning"])]
         table.add_row(
             row["name"],
             row["origin"],
             row["source_sha256"][:12],
-            ", ".join(space) if isinstance(space, Mapping) else f"{len(space or [])} points",
+            ", ".join(name for name, allowed in rulesets if allowed) or "-",
+            "-"
+            if space is None
+            else ", ".join(space)
+            if isinstance(space, Mapping)
+            else f"{len(space)} points",
         )
     _console().print(table)
     return EXIT_OK
