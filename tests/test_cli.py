@@ -236,7 +236,7 @@ def test_quickstart_runs_the_quick_suite_and_stores_every_trial(
 
     # Two built-ins stand for all of them: the trials themselves are tested per submission in
     # test_conformance.py; here, that quickstart runs and stores every built-in it is given.
-    monkeypatch.setattr(loader, "builtin_names", lambda: ["adamw", "nadamw"])
+    monkeypatch.setattr(loader, "builtin_names", lambda: ["nadamw", "prodigy"])
     db = f"sqlite:///{tmp_path / 'quick.db'}"
     code, out, err = _run(capsys, "quickstart", "--seeds", "1", "--db", db, "--data-dir", data_dir)
     assert code == 0, err
