@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from harness import cli_calibrate
+
 if TYPE_CHECKING:
     from harness.runner import TrialConfig
     from submissions.loader import LoadedSubmission
@@ -77,6 +79,7 @@ def cmd_workloads(args: argparse.Namespace) -> int:
         "name",
         "base",
         "family",
+        "dataset",
         "metric",
         "val target",
         "test target",
@@ -91,6 +94,7 @@ def cmd_workloads(args: argparse.Namespace) -> int:
             spec.name,
             spec.base or "-",
             spec.family,
+            spec.dataset,
             f"{spec.metric} ({spec.mode.value})",
             f"{spec.validation_target:g}",
             f"{spec.test_target:g}",
@@ -666,6 +670,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_data(sub)
 
+    cli_calibrate.add_parser(commands, add_data, _positive_int)
+
     sub = add(
         "quickstart",
         cmd_quickstart,
@@ -677,6 +683,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--suite", default="quick", help="workload suite (default: quick)")
     add_store(sub)
     add_data(sub)
+
+    from harness import cli_score
+
+    cli_score.register(commands, add_store)
     return parser
 
 
@@ -691,4 +701,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module's main, so that exceptions raised by command modules
+    # (which import `harness.cli`) are the same classes that `main` catches.
+    from harness.cli import main as _main
+
+    sys.exit(_main())

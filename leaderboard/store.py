@@ -111,6 +111,11 @@ class Store:
     def close(self) -> None:
         self._engine.dispose()
 
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for the other modules of `leaderboard/`."""
+        return self._engine
+
     def add_trial(
         self,
         *,

@@ -1,0 +1,225 @@
+"""Calibration: the derivation rule on synthetic runs, and the committed records on real ones."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from harness import calibration, runner
+from harness.calibration import CalibrationError, CalibrationPlan, RunSummary
+from submissions import loader
+from workloads import registry
+from workloads.spec import MetricMode, WorkloadSpec
+
+SPEC = WorkloadSpec(
+    name="synthetic",
+    family="mlp",
+    dataset="none",
+    model="none",
+    loss="none",
+    metric="error_rate",
+    mode=MetricMode.MIN,
+    validation_target=0.5,
+    test_target=0.5,
+    budget_sec=10.0,
+    step_hint=400,
+    eval_every_steps=100,
+    batch_size=8,
+    eval_batch_size=8,
+    num_train_examples=64,
+)
+MAX_SPEC = dataclasses.replace(SPEC, metric="psnr", mode=MetricMode.MAX)
+
+
+def _run(curve, seed=0, lr=1.0, compile_sec=0.5, sec_per_step=0.01) -> RunSummary:
+    return RunSummary(
+        hparams={"learning_rate": lr},
+        seed=seed,
+        steps=curve[-1][0],
+        curve=tuple(curve),
+        compile_sec=compile_sec,
+        sec_per_step=sec_per_step,
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "mode", "expected"),
+    [
+        (0.033333, MetricMode.MIN, 0.0334),
+        (0.4312, MetricMode.MIN, 0.432),
+        (0.05, MetricMode.MIN, 0.05),
+        (22.47, MetricMode.MAX, 22.4),
+        (0.123456, MetricMode.MAX, 0.123),
+        (0.05 + 0.002, MetricMode.MIN, 0.0521),  # 0.052000000000000005 is just above 0.0520
+    ],
+)
+def test_targets_round_outward_to_three_significant_digits(value, mode, expected):
+    assert calibration.round_outward(value, mode) == pytest.approx(expected, abs=1e-12)
+    rounded = calibration.round_outward(value, mode)
+    assert rounded >= value if mode is MetricMode.MIN else rounded <= value
+
+
+def test_targets_are_the_worst_seed_so_every_seed_reaches_them():
+    runs = [
+        _run([(100, 0.30, 0.31), (200, 0.10, 0.12), (300, 0.08, 0.09)], seed=0),
+        _run([(100, 0.25, 0.27), (200, 0.12, 0.16), (300, 0.11, 0.13)], seed=1),
+        _run([(100, 0.20, 0.22), (200, 0.09, 0.10), (300, 0.095, 0.11)], seed=2),
+    ]
+    validation, test = calibration.derive_targets(SPEC, runs)
+    assert validation == 0.11  # seed 1's best; the others beat it earlier
+    # Test metric where each seed first reaches 0.11: 0.12, 0.13, 0.10; the worst is 0.13.
+    assert test == 0.13
+    assert all(run.first_reach(SPEC, validation) is not None for run in runs)
+
+
+def test_targets_for_a_maximized_metric():
+    runs = [
+        _run([(100, 20.0, 19.0), (200, 23.5, 23.0)], seed=0),
+        _run([(100, 21.0, 20.5), (200, 22.71, 22.0)], seed=1),
+    ]
+    assert calibration.derive_targets(MAX_SPEC, runs) == (22.7, 22.0)
+
+
+def test_budget_is_twice_the_median_quiet_time_rounded_up():
+    runs = [
+        _run([(100, 0.3, 0.3), (200, 0.1, 0.1)], seed=0, compile_sec=0.5, sec_per_step=0.01),
+        _run([(100, 0.1, 0.1), (200, 0.1, 0.1)], seed=1, compile_sec=0.4, sec_per_step=0.02),
+        _run([(100, 0.3, 0.3), (200, 0.1, 0.1)], seed=2, compile_sec=0.9, sec_per_step=0.01),
+    ]
+    # Quiet speed: compile 0.4 s, 0.01 s per step. Quiet times to 0.1: 0.4 + 200 * 0.01 = 2.4,
+    # 0.4 + 100 * 0.01 = 1.4, 2.4 again; twice the median is 4.8, rounded up to 5.0.
+    assert calibration.derive_budget(SPEC, runs, 0.1) == 5.0
+    runs[2] = dataclasses.replace(runs[2], curve=((100, 0.1, 0.1),))
+    assert calibration.derive_budget(SPEC, runs, 0.1) == 3.0  # 2 * 1.4, rounded up
+    slow = [dataclasses.replace(run, sec_per_step=0.5) for run in runs]
+    with pytest.raises(CalibrationError, match="over the 60 s"):
+        calibration.derive_budget(SPEC, slow, 0.1)
+
+
+def _fake_runner(curves_by_lr):
+    """A `RunFn` giving each learning rate's synthetic curve (offset by the seed)."""
+    calls = []
+
+    def run(spec, hparams, seed, steps):
+        calls.append((hparams["learning_rate"], seed, steps, spec.step_hint))
+        curve = [(s, v + 0.001 * seed, v + 0.01) for s, v in curves_by_lr(hparams["learning_rate"])]
+        return _run(curve, seed=seed, lr=hparams["learning_rate"])
+
+    return run, calls
+
+
+def _curve_for(lr):
+    # Good learning rates (around 1e-2) reach low error; tiny ones do not.
+    quality = abs(math.log10(lr) + 2)
+    return [(100, 0.5), (200, 0.2 + 0.1 * quality), (400, 0.05 + 0.1 * quality)]
+
+
+SPACE = {"learning_rate": {"min": 1e-5, "max": 1.0, "scaling": "log"}}
+
+
+def test_calibrate_tunes_reruns_and_checks():
+    run, calls = _fake_runner(_curve_for)
+    plan = CalibrationPlan(workload="synthetic", points=6, seeds=(0, 1, 2))
+    record = calibration.calibrate(plan, SPEC, None, {"learning_rate": 1e-2}, SPACE, run)
+    assert record["chosen_hparams"] == {"learning_rate": 1e-2}
+    # Default + 6 tuning points, seeds 1 and 2 (seed 0 reuses the tuning run), lr / 100.
+    assert len(calls) == 7 + 2 + 1
+    assert all(steps == 400 and hint == 400 for _, _, steps, hint in calls)
+    assert record["derived"]["validation_target"] == 0.0521  # seed 2: 0.05 + 0.002, just above
+    assert record["derived"]["step_hint"] == 400
+    assert record["checks"]["bad_setting"]["hparams"]["learning_rate"] == pytest.approx(1e-4)
+    assert record["checks"]["bad_setting"]["reaches_target_at_step"] is None
+    reached, total = map(int, record["checks"]["random_points_reaching_target"].split("/"))
+    assert total == 6 and reached < 6
+
+
+def test_a_target_every_random_point_reaches_is_an_error():
+    run, _ = _fake_runner(lambda lr: [(100, 0.5), (400, 0.05 if lr == 1e-2 else 0.04)])
+    plan = CalibrationPlan(workload="synthetic", points=4, seeds=(0,))
+    with pytest.raises(CalibrationError, match="every random point"):
+        calibration.calibrate(plan, SPEC, None, {"learning_rate": 1e-2}, SPACE, run)
+
+
+def test_a_target_a_tiny_learning_rate_reaches_is_an_error():
+    run, _ = _fake_runner(lambda lr: [(400, 0.04 if lr < 1e-3 or lr == 1e-2 else 0.5)])
+    plan = CalibrationPlan(workload="synthetic", points=0, seeds=(0,))
+    with pytest.raises(CalibrationError, match="100x too small"):
+        calibration.calibrate(plan, SPEC, None, {"learning_rate": 1e-2}, SPACE, run)
+
+
+def test_a_variant_keeps_its_base_budget_and_step_hint():
+    run, calls = _fake_runner(_curve_for)
+    base = dataclasses.replace(SPEC, step_hint=200, budget_sec=7.0)
+    variant = dataclasses.replace(SPEC, name="synthetic_tanh", base="synthetic")
+    plan = CalibrationPlan(workload="synthetic_tanh", points=2, seeds=(0,), steps=400)
+    record = calibration.calibrate(plan, variant, base, {"learning_rate": 1e-2}, SPACE, run)
+    assert record["derived"]["budget_sec"] == 7.0 and record["derived"]["step_hint"] == 200
+    assert {steps for _, _, steps, _ in calls} == {200}
+
+
+def test_steps_must_end_on_an_evaluation():
+    run, _ = _fake_runner(_curve_for)
+    plan = CalibrationPlan(workload="synthetic", points=0, seeds=(0,), steps=450)
+    with pytest.raises(CalibrationError, match="multiple of eval_every_steps"):
+        calibration.calibrate(plan, SPEC, None, {"learning_rate": 1e-2}, SPACE, run)
+
+
+# The committed records.
+
+OFFLINE = [name for name in registry.names() if registry.get(name).spec.offline]
+BASES = [name for name in OFFLINE if registry.get(name).spec.base is None]
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_a_workload_is_calibrated_exactly_when_its_record_matches_its_spec(name):
+    spec = registry.get(name).spec
+    record = calibration.load_record(name)
+    if not spec.calibrated:
+        assert not spec.offline, "every offline workload is calibrated here"
+        assert record is None
+        return
+    assert record is not None, f"{name} is marked calibrated but has no record"
+    assert calibration.spec_mismatches(spec, record) == []
+    calibration.check_record(spec, record)
+    for key in ("command", "machine", "date", "rule", "plan", "chosen_hparams", "seed_runs"):
+        assert record[key], key
+    if spec.base is not None:
+        base = registry.get(spec.base).spec
+        assert (spec.budget_sec, spec.step_hint) == (base.budget_sec, base.step_hint)
+
+
+@pytest.mark.parametrize("name", BASES)
+def test_the_record_reproduces_on_its_first_seed(name, data_dir):
+    """The chosen point reaches the target at the recorded step; lr / 100 never does.
+
+    The bad setting runs for ``step_hint`` steps: its schedule decays to zero there, so no
+    later step within any budget changes the parameters.
+    """
+    workload = registry.get(name)
+    spec, record = workload.spec, calibration.load_record(name)
+    nadamw = loader.load(record["plan"]["submission"]).submission
+    recorded = record["seed_runs"][0]
+    good = runner.run_trial(
+        workload,
+        nadamw,
+        runner.TrialConfig(
+            seed=recorded["seed"],
+            hparams=record["chosen_hparams"],
+            budget_sec=1e9,
+            max_steps=recorded["steps_to_target"],
+        ),
+        data_dir=data_dir,
+    )
+    assert good.reached and good.steps_to_target == recorded["steps_to_target"]
+    bad = record["checks"]["bad_setting"]
+    result = runner.run_trial(
+        workload,
+        nadamw,
+        runner.TrialConfig(
+            seed=recorded["seed"], hparams=bad["hparams"], budget_sec=1e9, max_steps=spec.step_hint
+        ),
+        data_dir=data_dir,
+    )
+    assert not result.reached and result.num_steps == spec.step_hint
