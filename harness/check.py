@@ -121,10 +121,6 @@ def _trial_hparams(submission: Submission) -> Hparams | None:
         return None
 
 
-def _avals(tree: Any) -> Any:
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), tree)
-
-
 def _describe_difference(expected: Any, got: Any, what: str) -> str | None:
     """A one-line description of how two trees of arrays differ in structure, shape or dtype."""
     if jax.tree.structure(expected) != jax.tree.structure(got):
@@ -149,7 +145,7 @@ def _update(tx, grads, state, params, loss):
 
 def _non_array_leaf(tree: Any) -> str | None:
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-        if not isinstance(leaf, jax.Array | np.ndarray | np.generic | jax.ShapeDtypeStruct):
+        if not isinstance(leaf, jax.Array | np.ndarray | np.generic):
             return f"{_path(path)} is a {type(leaf).__name__}"
     return None
 

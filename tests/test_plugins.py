@@ -132,6 +132,7 @@ def test_installed_plugin_passes_check_and_runs_a_stored_trial(
     capsys.readouterr()
     db = f"sqlite:///{tmp_path / 'plugin.db'}"
     argv = ["run", "--workload", "digits_mlp", "--submission", name, "--max-steps", "20"]
+    argv += ["--budget", "1000"]  # the step count, not the machine's speed, ends the trial
     code = cli.main([*argv, "--db", db, "--data-dir", data_dir, "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err
