@@ -4,9 +4,10 @@ The rule, as AlgoPerf sets its targets but sized for a CPU (all of it is recorde
 
 1. **Tune**: the baseline submission's default point and ``points`` quasi-random points of its
    search space (seed ``tuning_seed``) each train for ``steps`` steps, the schedule planned for
-   ``steps`` (it becomes ``step_hint``), evaluated every ``eval_every_steps``. The point with the
-   best validation metric at any evaluation wins (ties: the first).
-2. **Rerun** the winner on every seed in ``seeds``.
+   ``steps`` (it becomes ``step_hint``), evaluated every ``eval_every_steps``, and are ranked
+   by their best validation metric at any evaluation.
+2. **Rerun** the ``finalists`` best points on every seed in ``seeds``; the winner is the
+   finalist whose worst seed is best, so that one lucky seed cannot set the target.
 3. **Validation target**: the worst, over seeds, of each seed's best validation metric, rounded
    outward to 3 significant digits (so every recorded seed reaches it). **Test target**: the
    worst test metric over seeds at the evaluation where each first reached the validation
@@ -210,12 +211,15 @@ class CalibrationPlan:
     tuning_seed: int = 0
     seeds: tuple[int, ...] = (0, 1, 2)
     steps: int | None = None
+    finalists: int = 3
 
     def __post_init__(self) -> None:
         if self.points < 0:
             raise ValueError(f"points must be non-negative, got {self.points}")
         if not self.seeds:
             raise ValueError("at least one seed is needed")
+        if self.finalists <= 0:
+            raise ValueError(f"finalists must be positive, got {self.finalists}")
         if self.steps is not None and self.steps <= 0:
             raise ValueError(f"steps must be positive, got {self.steps}")
 
@@ -253,18 +257,26 @@ def calibrate(
     for index, hparams in enumerate(candidates):
         on_progress(f"tuning point {index + 1}/{len(candidates)}")
         tuning.append(run(tuning_spec, hparams, plan.tuning_seed, steps))
-    scores = [run.best_validation(spec.mode) for run in tuning]
-    best_score = min(scores) if spec.mode is MetricMode.MIN else max(scores)
-    chosen = candidates[scores.index(best_score)]
-
-    seed_runs = []
-    for seed in plan.seeds:
-        on_progress(f"seed {seed}")
-        seed_runs.append(
-            tuning[candidates.index(chosen)]
-            if seed == plan.tuning_seed
-            else run(tuning_spec, chosen, seed, steps)
-        )
+    mode = spec.mode
+    order = sorted(
+        range(len(candidates)),
+        key=lambda i: tuning[i].best_validation(mode) * (1 if mode is MetricMode.MIN else -1),
+    )
+    finalists = []
+    for index in order[: plan.finalists]:
+        runs = []
+        for seed in plan.seeds:
+            on_progress(f"finalist {len(finalists) + 1}/{plan.finalists}, seed {seed}")
+            runs.append(
+                tuning[index]
+                if seed == plan.tuning_seed
+                else run(tuning_spec, candidates[index], seed, steps)
+            )
+        finalists.append((candidates[index], runs))
+    # The winner is the finalist whose worst seed is best (ties: the better tuning run).
+    worst_seed = [worst([r.best_validation(mode) for r in runs], mode) for _, runs in finalists]
+    best = min(worst_seed) if mode is MetricMode.MIN else max(worst_seed)
+    chosen, seed_runs = finalists[worst_seed.index(best)]
     validation_target, test_target = derive_targets(spec, seed_runs)
     if base_spec is None:
         budget_sec, step_hint = derive_budget(spec, seed_runs, validation_target), steps
@@ -287,6 +299,10 @@ def calibrate(
             "step_hint": step_hint,
         },
         "chosen_hparams": chosen,
+        "finalists": [
+            {"hparams": hparams, "worst_seed_best_validation": value}
+            for (hparams, _), value in zip(finalists, worst_seed, strict=True)
+        ],
         "quiet_speed": dataclasses.asdict(QuietSpeed.of(seed_runs)),
         "seed_runs": [
             _run_record(spec, r, validation_target, QuietSpeed.of(seed_runs)) for r in seed_runs

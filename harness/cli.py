@@ -684,9 +684,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_store(sub)
     add_data(sub)
 
-    from harness import cli_score
+    from harness import benchmark_command, cli_score
 
     cli_score.register(commands, add_store)
+
+    sub = add(
+        "benchmark",
+        benchmark_command.cmd_benchmark,
+        "Run a submission on every workload of a suite under a ruleset (studies x trials), "
+        "storing each trial; rerun to resume.",
+    )
+    benchmark_command.add_arguments(sub)
+    add_store(sub)
+    add_data(sub)
     return parser
 
 
@@ -701,8 +711,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run the importable module's main, so that exceptions raised by command modules
-    # (which import `harness.cli`) are the same classes that `main` catches.
-    from harness.cli import main as _main
+    # Run the importable module's main, so that commands defined in other modules (which
+    # import `harness.cli`) raise the same `BadInput` that main catches.
+    from harness.cli import main as package_main
 
-    sys.exit(_main())
+    sys.exit(package_main())

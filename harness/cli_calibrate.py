@@ -39,6 +39,12 @@ def add_parser(commands, add_data, positive_int) -> None:
     sub.add_argument("--seeds", type=_seeds, default=(0, 1, 2), help="seeds (default 0,1,2)")
     sub.add_argument("--tuning-seed", type=int, default=0, help="seed of the tuning runs (0)")
     sub.add_argument(
+        "--finalists",
+        type=positive_int,
+        default=3,
+        help="best tuning points rerun on every seed (default 3)",
+    )
+    sub.add_argument(
         "--steps",
         type=positive_int,
         help="training steps per run, the future step_hint (default: the spec's step_hint; "
@@ -84,6 +90,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             tuning_seed=args.tuning_seed,
             seeds=args.seeds,
             steps=args.steps,
+            finalists=args.finalists,
         )
     except ValueError as error:
         raise BadInput(str(error)) from error
@@ -104,6 +111,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     command = (
         f"optarena calibrate {spec.name} --submission {loaded.name} --points {plan.points} "
         f"--seeds {','.join(map(str, plan.seeds))} --tuning-seed {plan.tuning_seed} "
+        f"--finalists {plan.finalists} "
         f"--steps {record['plan']['steps']} --write"
     )
     record = calibration.stamp(record, command)

@@ -96,3 +96,45 @@ class EvalPointRow(Base):
     test: Mapped[dict[str, Any]]
 
     trial: Mapped[TrialRow] = relationship(back_populates="eval_points")
+
+
+class BenchmarkTrialRow(Base):
+    """A trial run by ``optarena benchmark``: its place in the benchmark and its identity.
+
+    The full record (outcome, provenance, eval points) is the `TrialRow` it points to. The
+    identity is unique: the submission's source hash, the workload spec's hash, the ruleset,
+    the study and trial indices, the seed, and the limits it ran under (budget, and
+    ``step_cap``, 0 when uncapped: SQL unique constraints treat NULLs as all distinct). An
+    edited submission or spec is a new identity, and a rerun can never store a duplicate.
+    This is a table of its own so that stores created before benchmarks existed gain it
+    (``create_all`` adds missing tables, never columns).
+    """
+
+    __tablename__ = "benchmark_trials"
+    __table_args__ = (
+        UniqueConstraint(
+            "submission_sha256",
+            "workload_sha256",
+            "ruleset",
+            "study",
+            "trial",
+            "seed",
+            "budget_sec",
+            "step_cap",
+            name="uq_benchmark_trial_identity",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), unique=True)
+    submission_sha256: Mapped[str] = mapped_column(String(64))
+    workload_sha256: Mapped[str] = mapped_column(String(64))
+    ruleset: Mapped[str] = mapped_column(String(32))
+    study: Mapped[int]
+    trial: Mapped[int]
+    seed: Mapped[int]
+    budget_sec: Mapped[float] = mapped_column(Float)
+    step_cap: Mapped[int]
+    benchmark_seed: Mapped[int]
+
+    trial_row: Mapped[TrialRow] = relationship()

@@ -16,13 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import create_engine, inspect, select
+from sqlalchemy import create_engine, func, inspect, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from harness.results import EvalPoint, TrialResult
-from leaderboard.models import Base, EvalPointRow, SubmissionRow, TrialRow, WorkloadRow
+from leaderboard.models import (
+    Base,
+    BenchmarkTrialRow,
+    EvalPointRow,
+    SubmissionRow,
+    TrialRow,
+    WorkloadRow,
+)
 from workloads.spec import WorkloadSpec
 
 DB_ENV = "OPTARENA_DB"
@@ -66,6 +73,75 @@ def _finite_or_none(value: float | None) -> float | None:
 
 def _json_metrics(metrics: Mapping[str, float]) -> dict[str, float | None]:
     return {key: _finite_or_none(float(value)) for key, value in metrics.items()}
+
+
+BENCHMARK_COLUMNS = (
+    "trial_id",
+    "ruleset",
+    "submission",
+    "submission_sha256",
+    "workload",
+    "base_workload",
+    "workload_sha256",
+    "study",
+    "trial",
+    "seed",
+    "status",
+    "time_to_target_sec",
+    "steps_to_target",
+    "examples_to_target",
+    "flops_per_step",
+    "budget_sec",
+    "finished_at",
+)
+"""The columns of `Store.benchmark_trials`, in order."""
+
+
+def _typed_benchmark_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.astype(
+        {
+            "trial_id": "int64",
+            "ruleset": "object",
+            "submission": "object",
+            "submission_sha256": "object",
+            "workload": "object",
+            "base_workload": "object",
+            "workload_sha256": "object",
+            "study": "int64",
+            "trial": "int64",
+            "seed": "int64",
+            "status": "object",
+        }
+    )
+    for column in ("time_to_target_sec", "steps_to_target", "examples_to_target"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float).fillna(math.inf)
+    frame["flops_per_step"] = pd.to_numeric(frame["flops_per_step"], errors="coerce").astype(float)
+    frame["budget_sec"] = frame["budget_sec"].astype(float)
+    frame["finished_at"] = pd.to_datetime(frame["finished_at"], utc=True)
+    return frame.loc[:, list(BENCHMARK_COLUMNS)].reset_index(drop=True)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BenchmarkIdentity:
+    """What makes two benchmark trials the same trial (unique in the store).
+
+    ``max_steps`` is the step cap the trial ran under, ``None`` when uncapped.
+    """
+
+    submission_sha256: str
+    workload_sha256: str
+    ruleset: str
+    study: int
+    trial: int
+    seed: int
+    budget_sec: float
+    max_steps: int | None
+
+    def columns(self) -> dict[str, Any]:
+        """The identity as `BenchmarkTrialRow` columns (an uncapped trial has ``step_cap`` 0)."""
+        fields = dataclasses.asdict(self)
+        fields["step_cap"] = fields.pop("max_steps") or 0
+        return fields
 
 
 def check_url(url: str | None = None) -> str:
@@ -133,39 +209,18 @@ class Store:
         """Store one finished trial and its eval points atomically; returns the trial id."""
         try:
             with Session(self._engine) as session, session.begin():
-                trial = TrialRow(
-                    submission=self._submission_row(session, submission),
-                    workload=self._workload_row(session, spec),
+                trial = self._trial_row(
+                    session,
+                    submission=submission,
+                    spec=spec,
                     seed=seed,
-                    hparams=dict(hparams) if hparams is not None else None,
+                    hparams=hparams,
                     budget_sec=budget_sec,
                     max_steps=max_steps,
-                    status=result.status.value,
-                    reason=result.reason,
-                    time_to_target_sec=_finite_or_none(result.time_to_target_sec),
-                    steps_to_target=result.steps_to_target,
-                    examples_to_target=result.examples_to_target,
-                    timed_sec=result.timed_sec,
-                    compile_sec=result.compile_sec,
-                    num_steps=result.num_steps,
-                    batch_size=result.batch_size,
-                    num_devices=result.num_devices,
-                    device_kind=result.device_kind,
-                    flops_per_step=result.flops_per_step,
+                    result=result,
+                    provenance=provenance,
                     started_at=started_at,
                     finished_at=finished_at,
-                    **dataclasses.asdict(provenance),
-                    eval_points=[
-                        EvalPointRow(
-                            step=p.step,
-                            examples=p.examples,
-                            timed_sec=p.timed_sec,
-                            train_loss=_finite_or_none(p.train_loss),
-                            validation=_json_metrics(p.validation),
-                            test=_json_metrics(p.test),
-                        )
-                        for p in result.eval_points
-                    ],
                 )
                 session.add(trial)
                 session.flush()
@@ -174,6 +229,125 @@ class Store:
             raise StoreError(
                 f"cannot write trial to {self.url}: {error}".splitlines()[0]
             ) from error
+
+    def add_benchmark_trial(
+        self,
+        *,
+        identity: BenchmarkIdentity,
+        benchmark_seed: int,
+        submission: TrialSubmissionInfo,
+        spec: WorkloadSpec,
+        hparams: Mapping[str, Any] | None,
+        result: TrialResult,
+        provenance: Provenance,
+        started_at: dt.datetime,
+        finished_at: dt.datetime,
+    ) -> int:
+        """Store one benchmark trial, its eval points and its identity in one transaction.
+
+        Returns the trial id. When a trial with the same identity is already stored (another
+        process stored it first), nothing is written and the stored trial's id is returned.
+        """
+        if (submission.source_sha256, spec.sha256()) != (
+            identity.submission_sha256,
+            identity.workload_sha256,
+        ):
+            raise ValueError("the identity's hashes differ from the submission's and spec's")
+        try:
+            with Session(self._engine) as session, session.begin():
+                trial = self._trial_row(
+                    session,
+                    submission=submission,
+                    spec=spec,
+                    seed=identity.seed,
+                    hparams=hparams,
+                    budget_sec=identity.budget_sec,
+                    max_steps=identity.max_steps,
+                    result=result,
+                    provenance=provenance,
+                    started_at=started_at,
+                    finished_at=finished_at,
+                )
+                session.add(
+                    BenchmarkTrialRow(
+                        trial_row=trial,
+                        benchmark_seed=benchmark_seed,
+                        **identity.columns(),
+                    )
+                )
+                session.flush()
+                return trial.id
+        except IntegrityError:
+            existing = self.benchmark_trial_id(identity)
+            if existing is None:
+                raise StoreError(f"cannot write trial to {self.url}: integrity error") from None
+            return existing
+        except SQLAlchemyError as error:
+            raise StoreError(
+                f"cannot write trial to {self.url}: {error}".splitlines()[0]
+            ) from error
+
+    def benchmark_trial_id(self, identity: BenchmarkIdentity) -> int | None:
+        """The id of the stored benchmark trial with this identity, if there is one."""
+        if not self._has_benchmark_table():
+            return None
+        with Session(self._engine) as session:
+            return session.scalar(
+                select(BenchmarkTrialRow.trial_id).filter_by(**identity.columns())
+            )
+
+    def _has_benchmark_table(self) -> bool:
+        return inspect(self._engine).has_table(BenchmarkTrialRow.__tablename__)
+
+    @staticmethod
+    def _trial_row(
+        session: Session,
+        *,
+        submission: TrialSubmissionInfo,
+        spec: WorkloadSpec,
+        seed: int,
+        hparams: Mapping[str, Any] | None,
+        budget_sec: float,
+        max_steps: int | None,
+        result: TrialResult,
+        provenance: Provenance,
+        started_at: dt.datetime,
+        finished_at: dt.datetime,
+    ) -> TrialRow:
+        return TrialRow(
+            submission=Store._submission_row(session, submission),
+            workload=Store._workload_row(session, spec),
+            seed=seed,
+            hparams=dict(hparams) if hparams is not None else None,
+            budget_sec=budget_sec,
+            max_steps=max_steps,
+            status=result.status.value,
+            reason=result.reason,
+            time_to_target_sec=_finite_or_none(result.time_to_target_sec),
+            steps_to_target=result.steps_to_target,
+            examples_to_target=result.examples_to_target,
+            timed_sec=result.timed_sec,
+            compile_sec=result.compile_sec,
+            num_steps=result.num_steps,
+            batch_size=result.batch_size,
+            num_devices=result.num_devices,
+            device_kind=result.device_kind,
+            flops_per_step=result.flops_per_step,
+            started_at=started_at,
+            finished_at=finished_at,
+            **dataclasses.asdict(provenance),
+            eval_points=[
+                EvalPointRow(
+                    step=p.step,
+                    examples=p.examples,
+                    timed_sec=p.timed_sec,
+                    train_loss=_finite_or_none(p.train_loss),
+                    validation=_json_metrics(p.validation),
+                    test=_json_metrics(p.test),
+                )
+                for p in result.eval_points
+            ],
+        )
 
     @staticmethod
     def _submission_row(session: Session, info: TrialSubmissionInfo) -> SubmissionRow:
@@ -228,6 +402,45 @@ class Store:
             frame = pd.read_sql(query, connection)
         frame["time_to_target_sec"] = frame["time_to_target_sec"].astype(float).fillna(math.inf)
         return frame
+
+    def benchmark_trials(self, ruleset: str | None = None) -> pd.DataFrame:
+        """Stored benchmark trials, one row each, oldest first (columns: `BENCHMARK_COLUMNS`).
+
+        A missed target (any status but ``reached``) reads as ``inf`` in the three
+        ``*_to_target`` columns, unknown FLOPs as NaN; ``finished_at`` is in UTC.
+        """
+        if not self._has_benchmark_table():
+            return _typed_benchmark_frame(pd.DataFrame(columns=list(BENCHMARK_COLUMNS)))
+        query = (
+            select(
+                BenchmarkTrialRow.trial_id,
+                BenchmarkTrialRow.ruleset,
+                SubmissionRow.name.label("submission"),
+                BenchmarkTrialRow.submission_sha256,
+                WorkloadRow.name.label("workload"),
+                func.coalesce(WorkloadRow.base, WorkloadRow.name).label("base_workload"),
+                BenchmarkTrialRow.workload_sha256,
+                BenchmarkTrialRow.study,
+                BenchmarkTrialRow.trial,
+                BenchmarkTrialRow.seed,
+                TrialRow.status,
+                TrialRow.time_to_target_sec,
+                TrialRow.steps_to_target,
+                TrialRow.examples_to_target,
+                TrialRow.flops_per_step,
+                TrialRow.budget_sec,
+                TrialRow.finished_at,
+            )
+            .join(BenchmarkTrialRow.trial_row)
+            .join(TrialRow.submission)
+            .join(TrialRow.workload)
+            .order_by(BenchmarkTrialRow.trial_id)
+        )
+        if ruleset is not None:
+            query = query.where(BenchmarkTrialRow.ruleset == ruleset)
+        with self._engine.connect() as connection:
+            frame = pd.read_sql(query, connection)
+        return _typed_benchmark_frame(frame)
 
     def trial(self, trial_id: int) -> dict[str, Any]:
         """Everything stored about one trial, provenance, hyperparameters and spec included."""

@@ -124,8 +124,9 @@ def test_calibrate_tunes_reruns_and_checks():
     plan = CalibrationPlan(workload="synthetic", points=6, seeds=(0, 1, 2))
     record = calibration.calibrate(plan, SPEC, None, {"learning_rate": 1e-2}, SPACE, run)
     assert record["chosen_hparams"] == {"learning_rate": 1e-2}
-    # Default + 6 tuning points, seeds 1 and 2 (seed 0 reuses the tuning run), lr / 100.
-    assert len(calls) == 7 + 2 + 1
+    # Default + 6 tuning points, 3 finalists on seeds 1 and 2 (seed 0 reuses the tuning
+    # run), lr / 100.
+    assert len(calls) == 7 + 3 * 2 + 1
     assert all(steps == 400 and hint == 400 for _, _, steps, hint in calls)
     assert record["derived"]["validation_target"] == 0.0521  # seed 2: 0.05 + 0.002, just above
     assert record["derived"]["step_hint"] == 400
@@ -133,6 +134,35 @@ def test_calibrate_tunes_reruns_and_checks():
     assert record["checks"]["bad_setting"]["reaches_target_at_step"] is None
     reached, total = map(int, record["checks"]["random_points_reaching_target"].split("/"))
     assert total == 6 and reached < 6
+
+
+def test_the_winner_is_the_finalist_whose_worst_seed_is_best():
+    # lr 1e-2 is best on seed 0 but fails on seed 1; lr 3e-3 is a little worse but steady.
+    def curves(lr, seed):
+        if lr == 1e-2:
+            return [(400, 0.01 if seed == 0 else 0.4)]
+        return [(400, 0.02 if lr == 3e-3 else 0.3)]
+
+    calls = []
+
+    def run(spec, hparams, seed, steps):
+        calls.append((hparams["learning_rate"], seed))
+        curve = [(s, v, v) for s, v in curves(hparams["learning_rate"], seed)]
+        return _run(curve, seed=seed, lr=hparams["learning_rate"])
+
+    space = [{"learning_rate": 3e-3}, {"learning_rate": 1e-4}]
+    plan = CalibrationPlan(workload="synthetic", points=2, seeds=(0, 1), finalists=2)
+    record = calibration.calibrate(plan, SPEC, None, {"learning_rate": 1e-2}, space, run)
+    assert record["chosen_hparams"] == {"learning_rate": 3e-3}
+    assert record["derived"]["validation_target"] == 0.02
+    assert [f["worst_seed_best_validation"] for f in record["finalists"]] == [0.4, 0.02]
+    assert (1e-4, 1) not in calls  # only finalists are rerun on other seeds
+    # With one finalist the lucky point would set a target of 0.4, which every random point
+    # reaches: the check rejects it.
+    with pytest.raises(CalibrationError, match="every random point"):
+        calibration.calibrate(
+            dataclasses.replace(plan, finalists=1), SPEC, None, {"learning_rate": 1e-2}, space, run
+        )
 
 
 def test_a_target_every_random_point_reaches_is_an_error():

@@ -1,0 +1,235 @@
+"""Benchmark plans under AlgoPerf's two rulesets: which trials run, with which points and seeds.
+
+A benchmark runs a submission on every workload of a suite: each base workload and one
+held-out variant of it, drawn from the benchmark seed. Under the **external** ruleset each
+study samples its own points from the submission's search space (a scrambled Halton sequence
+seeded per study) and runs one trial per point; under **self-tuning** the submission gets
+``hparams=None`` and a longer budget, one trial per study. Every trial's seed is derived from
+``(benchmark seed, workload, study, trial)``, so a plan is a pure function of its inputs: the
+same command plans the same trials, and a rerun can recognise the ones already stored.
+
+Nothing here runs a trial; executors do (`harness.executors`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from submissions import search_space
+
+if TYPE_CHECKING:
+    from submissions.loader import LoadedSubmission
+
+
+class Ruleset(StrEnum):
+    """AlgoPerf's two tuning rulesets."""
+
+    EXTERNAL = "external"
+    """Hyperparameters sampled from the submission's search space; several trials per study."""
+    SELF = "self"
+    """No hyperparameters (``make_optimizer(None, info)``), a longer budget, one trial per study."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RulesetDefaults:
+    """A ruleset's defaults: studies, trials per study, and the factor on workload budgets."""
+
+    studies: int
+    trials: int
+    budget_factor: float
+
+
+DEFAULTS: Mapping[Ruleset, RulesetDefaults] = {
+    # AlgoPerf v0.6: 3 studies x 5 trials, the workload's budget.
+    Ruleset.EXTERNAL: RulesetDefaults(studies=3, trials=5, budget_factor=1.0),
+    # AlgoPerf v0.6: 3 studies x 1 trial at 1.5x the budget (v0.5 gave 3x).
+    Ruleset.SELF: RulesetDefaults(studies=3, trials=1, budget_factor=1.5),
+}
+
+
+class PlanError(ValueError):
+    """A benchmark that cannot be planned (bad input): the message is one line."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BenchmarkConfig:
+    """How to run a benchmark; with the submission and workloads it determines every trial."""
+
+    ruleset: Ruleset
+    studies: int
+    trials: int
+    seed: int
+    budget_factor: float
+    max_steps: int | None = None
+    held_out: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ruleset", Ruleset(self.ruleset))
+        if self.studies <= 0 or self.trials <= 0:
+            raise ValueError(
+                f"studies and trials must be positive, got {self.studies=}, {self.trials=}"
+            )
+        if not self.budget_factor > 0:
+            raise ValueError(f"budget_factor must be positive, got {self.budget_factor=}")
+
+    @classmethod
+    def for_ruleset(cls, ruleset: Ruleset | str, **overrides: Any) -> BenchmarkConfig:
+        """The ruleset's defaults (see `DEFAULTS`), with any field given in ``overrides``."""
+        ruleset = Ruleset(ruleset)
+        defaults = DEFAULTS[ruleset]
+        fields = {
+            "studies": defaults.studies,
+            "trials": defaults.trials,
+            "seed": 0,
+            "budget_factor": defaults.budget_factor,
+        }
+        fields.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(ruleset=ruleset, **fields)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrialSpec:
+    """One planned trial, as plain data: everything an executor needs to run it anywhere.
+
+    ``submission`` is the reference that loads the submission (a built-in or plugin name, or
+    an absolute path); the hashes let the executor check that it runs exactly what was planned.
+    """
+
+    submission: str
+    submission_name: str
+    submission_sha256: str
+    workload: str
+    workload_sha256: str
+    ruleset: Ruleset
+    study: int
+    trial: int
+    seed: int
+    benchmark_seed: int
+    hparams: Mapping[str, Any] | None
+    budget_sec: float
+    max_steps: int | None
+
+    @property
+    def label(self) -> str:
+        return (
+            f"{self.submission_name} on {self.workload}, study {self.study} trial {self.trial} "
+            f"(seed {self.seed})"
+        )
+
+
+def derive_seed(*parts: object) -> int:
+    """A seed in ``[0, 2**31)`` from the parts' text: stable across runs, machines and Pythons."""
+    text = "/".join(str(part) for part in parts)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def trial_seed(benchmark_seed: int, workload: str, study: int, trial: int) -> int:
+    """The seed of one trial (model init, data order, per-step randomness)."""
+    return derive_seed("trial", benchmark_seed, workload, study, trial)
+
+
+def study_seed(benchmark_seed: int, study: int) -> int:
+    """The seed from which a study samples its points of the search space."""
+    return derive_seed("study", benchmark_seed, study)
+
+
+def held_out_candidates(base: str) -> list[str]:
+    """The registered held-out variants of ``base``, sorted by name."""
+    from workloads import registry
+
+    return [name for name in registry.names() if registry.get(name).spec.base == base]
+
+
+def draw_variants(bases: Sequence[str], seed: int) -> dict[str, str]:
+    """One held-out variant per base (bases without a variant are left out), drawn from ``seed``.
+
+    The draw for a base depends only on the seed, the base's name and its candidates, so it is
+    the same whatever else the suite holds, and can be reproduced from the recorded seed.
+    """
+    drawn = {}
+    for base in bases:
+        candidates = held_out_candidates(base)
+        if candidates:
+            drawn[base] = candidates[derive_seed("held_out", seed, base) % len(candidates)]
+    return drawn
+
+
+def study_points(
+    loaded: LoadedSubmission, config: BenchmarkConfig
+) -> list[list[Mapping[str, Any] | None]]:
+    """The hyperparameter points of each study, one per trial.
+
+    External tuning samples ``config.trials`` points per study from the study's own seed (a
+    list of fixed points gives its first ``config.trials`` points, AlgoPerf's rule, so a short
+    list means fewer trials). Self-tuning gives ``None`` for every trial.
+    """
+    if config.ruleset is Ruleset.SELF:
+        return [[None] * config.trials for _ in range(config.studies)]
+    raw = loaded.submission.search_space
+    if raw is None:
+        raise PlanError(
+            f"{loaded.name} has no search space, so it cannot run under the external "
+            "ruleset (use --ruleset self)"
+        )
+    try:
+        space = search_space.parse(raw)
+    except search_space.SearchSpaceError as error:
+        raise PlanError(f"invalid search space of {loaded.name}: {error}") from error
+    return [
+        search_space.sample(space, config.trials, study_seed(config.seed, study))
+        for study in range(config.studies)
+    ]
+
+
+def submission_reference(reference: str) -> str:
+    """A reference that loads the same submission from any working directory."""
+    from submissions.loader import _is_path
+
+    return str(Path(reference).resolve()) if _is_path(reference) else reference
+
+
+def benchmark_workloads(bases: Sequence[str], variants: Mapping[str, str]) -> list[str]:
+    """Each base followed by its held-out variant, if ``variants`` (see `draw_variants`) has one."""
+    names: list[str] = []
+    for base in bases:
+        names.append(base)
+        if base in variants:
+            names.append(variants[base])
+    return names
+
+
+def plan(
+    loaded: LoadedSubmission, reference: str, workloads: Sequence[str], config: BenchmarkConfig
+) -> list[TrialSpec]:
+    """Every trial of the benchmark, workload by workload, study by study, trial by trial."""
+    from workloads import registry
+
+    points = study_points(loaded, config)
+    trials = []
+    for name in workloads:
+        spec = registry.get(name).spec
+        for study, study_hparams in enumerate(points):
+            for trial, hparams in enumerate(study_hparams):
+                trials.append(
+                    TrialSpec(
+                        submission=submission_reference(reference),
+                        submission_name=loaded.name,
+                        submission_sha256=loaded.source_sha256,
+                        workload=name,
+                        workload_sha256=spec.sha256(),
+                        ruleset=config.ruleset,
+                        study=study,
+                        trial=trial,
+                        seed=trial_seed(config.seed, name, study, trial),
+                        benchmark_seed=config.seed,
+                        hparams=hparams,
+                        budget_sec=spec.budget_sec * config.budget_factor,
+                        max_steps=config.max_steps,
+                    )
+                )
+    return trials

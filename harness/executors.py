@@ -1,0 +1,263 @@
+"""Executors run planned trials and hand back their outcomes; the caller alone stores them.
+
+An `Executor` takes `TrialSpec`s (plain data) and yields a `TrialOutcome` per trial as each
+finishes, so an engine that runs trials elsewhere (a cluster, a queue of machines) can plug in
+behind the same interface. Two are built in:
+
+- `ChildProcessExecutor` (the default): one trial at a time, each in a child process, so that
+  timing is not disturbed by other trials and a crash or a hang is contained. The parent
+  enforces a wall-clock limit of ``budget x margin + setup allowance`` and kills a child that
+  runs past it (status ``timeout``); a child killed by SIGKILL without a result (the kernel's
+  out-of-memory killer) is ``oom``; any other death is ``error``.
+- `InProcessExecutor`: runs trials in this process, for tests and debugging (no containment).
+
+In both, a trial that raises is ``error`` with the exception's line as reason, a
+``MemoryError`` or XLA ``RESOURCE_EXHAUSTED`` is ``oom``, and a non-finite loss is
+``diverged`` (the runner's own status).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
+
+from harness.benchmark import TrialSpec
+from harness.results import TrialResult, TrialStatus
+
+OnStart = Callable[[TrialSpec], None]
+
+MAX_REASON_CHARS = 500
+
+
+class SpecMismatch(RuntimeError):
+    """The submission or workload found at run time is not the one the trial was planned with."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrialOutcome:
+    """A finished trial: what was planned, what happened, and when (UTC)."""
+
+    spec: TrialSpec
+    result: TrialResult
+    started_at: dt.datetime
+    finished_at: dt.datetime
+
+    @property
+    def wall_sec(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class Executor(Protocol):
+    """Runs trials and yields each outcome as it finishes (in any order)."""
+
+    def run(
+        self, trials: Iterable[TrialSpec], *, on_start: OnStart | None = None
+    ) -> Iterator[TrialOutcome]:
+        """Run ``trials``; ``on_start`` is called as each one starts."""
+        ...
+
+
+def _reason(error: BaseException) -> str:
+    line = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+    return line[:MAX_REASON_CHARS]
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, MemoryError) or "RESOURCE_EXHAUSTED" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def execute(spec: TrialSpec, data_dir: str) -> TrialResult:
+    """Run one trial in this process; any exception it raises becomes an error or oom result.
+
+    Raises `SpecMismatch` (not a trial outcome) when the submission or the workload can no
+    longer be loaded, or no longer hash to what the trial was planned with.
+    """
+    from harness import runner
+    from submissions import loader
+    from workloads import registry
+
+    try:
+        loaded = loader.load(spec.submission)
+        workload = registry.get(spec.workload)
+    except (loader.SubmissionError, registry.UnknownWorkloadError) as error:
+        raise SpecMismatch(f"cannot load what the trial was planned with: {error}") from error
+    if loaded.source_sha256 != spec.submission_sha256:
+        raise SpecMismatch(
+            f"{spec.submission} changed since the benchmark was planned "
+            f"(sha256 {loaded.source_sha256[:12]}, planned {spec.submission_sha256[:12]})"
+        )
+    if workload.spec.sha256() != spec.workload_sha256:
+        raise SpecMismatch(f"workload {spec.workload} changed since the benchmark was planned")
+    config = runner.TrialConfig(
+        seed=spec.seed,
+        hparams=spec.hparams,
+        budget_sec=spec.budget_sec,
+        max_steps=spec.max_steps,
+    )
+    try:
+        return runner.run_trial(workload, loaded.submission, config, data_dir=data_dir)
+    except Exception as error:
+        status = TrialStatus.OOM if _is_out_of_memory(error) else TrialStatus.ERROR
+        return TrialResult.failed(status, _reason(error))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class InProcessExecutor:
+    """Runs each trial in this process, one at a time: no crash or hang containment."""
+
+    def __init__(self, data_dir: str):
+        self.data_dir = data_dir
+
+    def run(
+        self, trials: Iterable[TrialSpec], *, on_start: OnStart | None = None
+    ) -> Iterator[TrialOutcome]:
+        for spec in trials:
+            if on_start is not None:
+                on_start(spec)
+            started_at = _now()
+            result = execute(spec, self.data_dir)
+            yield TrialOutcome(spec=spec, result=result, started_at=started_at, finished_at=_now())
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WallClockLimit:
+    """A trial's wall-clock limit: ``budget_sec * margin + setup_sec``.
+
+    The margin covers untimed evaluations; the setup allowance covers starting the process,
+    loading data and initializing the model.
+    """
+
+    margin: float = 2.0
+    setup_sec: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not (self.margin > 0 and self.setup_sec >= 0):
+            raise ValueError(
+                f"need margin > 0 and setup_sec >= 0, got {self.margin=}, {self.setup_sec=}"
+            )
+
+    def seconds(self, budget_sec: float) -> float:
+        return budget_sec * self.margin + self.setup_sec
+
+
+PRELOAD = ("harness.runner", "submissions.loader", "workloads.registry", "tensorflow_datasets")
+"""Modules the fork server imports once, so that each trial's process starts without them."""
+
+
+def _die_with_parent(connection) -> None:
+    """Kill this process as soon as the parent's end of ``connection`` closes.
+
+    The parent never writes, so the only thing a read can see is the end of the connection,
+    when the benchmark process exits or is killed: then no orphan trial goes on training.
+    """
+
+    def watch() -> None:
+        with contextlib.suppress(OSError, EOFError):
+            connection.poll(None)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="parent watchdog", daemon=True).start()
+
+
+def _child(spec: TrialSpec, data_dir: str, connection) -> None:
+    _die_with_parent(connection)
+    try:
+        outcome: TrialResult | SpecMismatch = execute(spec, data_dir)
+    except SpecMismatch as error:
+        outcome = error
+    connection.send(outcome)
+    connection.close()
+
+
+class ChildProcessExecutor:
+    """Runs each trial in its own child process, one at a time, under a wall-clock limit.
+
+    Children are forked from a fork server that has imported the harness once, so a trial's
+    process starts in a fraction of a second; it is killed when the benchmark process dies.
+    """
+
+    def __init__(self, data_dir: str, limit: WallClockLimit | None = None):
+        self.data_dir = data_dir
+        self.limit = limit or WallClockLimit()
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(list(PRELOAD))
+
+    def run(
+        self, trials: Iterable[TrialSpec], *, on_start: OnStart | None = None
+    ) -> Iterator[TrialOutcome]:
+        for spec in trials:
+            if on_start is not None:
+                on_start(spec)
+            started_at = _now()
+            result = self._run_one(spec)
+            yield TrialOutcome(spec=spec, result=result, started_at=started_at, finished_at=_now())
+
+    def _run_one(self, spec: TrialSpec) -> TrialResult:
+        limit = self.limit.seconds(spec.budget_sec)
+        receiver, sender = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=_child, args=(spec, self.data_dir, sender), name=f"trial {spec.label}"
+        )
+        start = time.monotonic()
+        process.start()
+        sender.close()  # the child holds the only other end: its death closes the connection
+        try:
+            if not receiver.poll(limit):
+                process.kill()
+                return TrialResult.failed(
+                    TrialStatus.TIMEOUT,
+                    f"no result after {time.monotonic() - start:.0f} s of wall clock (limit: "
+                    f"budget {spec.budget_sec:g} s x {self.limit.margin:g} + "
+                    f"{self.limit.setup_sec:g} s setup); killed",
+                )
+            try:
+                outcome = receiver.recv()
+            except EOFError:
+                process.join()
+                return self._died(process.exitcode)
+            if isinstance(outcome, SpecMismatch):
+                raise outcome
+            return outcome
+        finally:
+            receiver.close()
+            if process.is_alive():
+                process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+    @staticmethod
+    def _died(exitcode: int | None) -> TrialResult:
+        if exitcode == -signal.SIGKILL:
+            return TrialResult.failed(
+                TrialStatus.OOM,
+                "the trial's process was killed by SIGKILL before returning a result "
+                "(the kernel's out-of-memory killer, most likely)",
+            )
+        if exitcode is not None and exitcode < 0:
+            return TrialResult.failed(
+                TrialStatus.ERROR,
+                f"the trial's process died of signal {signal.Signals(-exitcode).name}",
+            )
+        return TrialResult.failed(
+            TrialStatus.ERROR,
+            f"the trial's process exited with status {exitcode} without a result",
+        )
