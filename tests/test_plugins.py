@@ -139,3 +139,22 @@ def test_installed_plugin_passes_check_and_runs_a_stored_trial(
     assert json.loads(out)["num_steps"] == 20
     trials = Store(db).trials()
     assert list(trials["submission"]) == [name]
+
+
+def test_installed_plugin_is_benchmarked_and_scored(
+    installed_plugin, monkeypatch, capsys, tmp_path, data_dir
+):
+    monkeypatch.syspath_prepend(str(installed_plugin["site"]))
+    importlib.invalidate_caches()
+    name = installed_plugin["name"]
+    db = f"sqlite:///{tmp_path / 'board.db'}"
+    benchmark = ["benchmark", "--submission", name, "--ruleset", "external", "--suite", "quick"]
+    small = ["--workloads", "digits_mlp", "--no-held-out", "--studies", "1", "--trials", "1"]
+    options = ["--max-steps", "20", "--executor", "in-process", "--db", db, "--data-dir", data_dir]
+    code = cli.main([*benchmark, *small, *options])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    assert cli.main(["score", "--db", db, "--replicates", "10"]) == 0
+    assert name in capsys.readouterr().out
+    assert cli.main(["leaderboard", "--db", db]) == 0
+    assert name in capsys.readouterr().out
