@@ -127,6 +127,7 @@ def cmd_submissions(args: argparse.Namespace) -> int:
                 "origin": loaded.origin,
                 "source_sha256": loaded.source_sha256,
                 "external_tuning": loaded.submission.search_space is not None,
+                "self_tuning": loaded.submission.self_tuning,
                 "search_space": loaded.submission.search_space,
                 "default_hparams": loaded.submission.default_hparams,
             }
@@ -135,18 +136,26 @@ def cmd_submissions(args: argparse.Namespace) -> int:
         _print_json(rows)
         return EXIT_OK
     table = Table(title="Submissions")
-    for column in ("name", "origin", "source sha256", "search space"):
+    for column in ("name", "origin", "source sha256", "rulesets", "search space"):
         table.add_column(column)
     for row in rows:
         if "error" in row:
-            table.add_row(row["name"], row["origin"], "-", f"[red]failed to load: {row['error']}")
+            table.add_row(
+                row["name"], row["origin"], "-", "-", f"[red]failed to load: {row['error']}"
+            )
             continue
         space = row["search_space"]
+        rulesets = [("external", row["external_tuning"]), ("self-tuning", row["self_tuning"])]
         table.add_row(
             row["name"],
             row["origin"],
             row["source_sha256"][:12],
-            ", ".join(space) if isinstance(space, Mapping) else f"{len(space or [])} points",
+            ", ".join(name for name, allowed in rulesets if allowed) or "-",
+            "-"
+            if space is None
+            else ", ".join(space)
+            if isinstance(space, Mapping)
+            else f"{len(space)} points",
         )
     _console().print(table)
     return EXIT_OK
@@ -264,6 +273,16 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
             + f" in {data_dir}"
         )
     return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from harness import check
+    from submissions import loader
+
+    try:
+        return check.command(args.submission, _data_dir(args))
+    except loader.SubmissionNotFound as error:
+        raise BadInput(str(error)) from error
 
 
 # ---------------------------------------------------------------- running trials
@@ -592,6 +611,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = add("submissions", cmd_submissions, "List built-in and installed submissions.")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sub = add(
+        "check",
+        cmd_check,
+        "Check that a submission conforms (loads, builds on every workload, pure, no "
+        "recompilation, finite updates, valid search space) before submitting it.",
+    )
+    sub.add_argument(
+        "submission", metavar="SUBMISSION", help="built-in name, .py path or installed plugin"
+    )
+    add_data(sub)
 
     sub = add("run", cmd_run, "Run one timed trial and store it.")
     sub.add_argument("--workload", required=True, help="registered workload name")

@@ -51,6 +51,10 @@ class Submission:
         ``None`` under the self-tuning ruleset.
       search_space: external-tuning search space, ``None`` for a self-tuning-only submission.
       default_hparams: the point ``optarena run`` uses when no hyperparameters are given.
+      self_tuning: ``True`` when ``make_optimizer(None, info)`` builds the submission's complete
+        recipe with nothing left to tune, so that it can enter the self-tuning ruleset (which
+        calls it that way). Without a search space it is the only way a ruleset can run the
+        submission; ``optarena check`` reports a submission that has neither.
       batch_size: optional ``(info) -> int`` choosing the global batch size.
       eval_params: optional ``(opt_state, params) -> params`` giving the parameters to evaluate
         (e.g. the averaged point of schedule-free methods); its time counts as training time.
@@ -60,6 +64,7 @@ class Submission:
     make_optimizer: Callable[[Hparams | None, WorkloadInfo], optax.GradientTransformation]
     search_space: SearchSpace | None = None
     default_hparams: Hparams | None = None
+    self_tuning: bool = False
     batch_size: Callable[[WorkloadInfo], int] | None = None
     eval_params: Callable[[Any, Any], Any] | None = None
 
@@ -68,6 +73,8 @@ class Submission:
             raise ValueError(f"submission name must be a non-empty string, got {self.name!r}")
         if not callable(self.make_optimizer):
             raise TypeError(f"make_optimizer must be callable, got {self.make_optimizer!r}")
+        if not isinstance(self.self_tuning, bool):
+            raise TypeError(f"self_tuning must be True or False, got {self.self_tuning!r}")
         for hook in ("batch_size", "eval_params"):
             value = getattr(self, hook)
             if value is not None and not callable(value):

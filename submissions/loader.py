@@ -19,11 +19,27 @@ from submissions.api import Submission
 
 ENTRY_POINT_GROUP = "optarena.submissions"
 
-_BUILTIN: tuple[tuple[str, str], ...] = (("nadamw", "submissions.nadamw"),)
+_BUILTIN: tuple[tuple[str, str], ...] = (
+    ("sgd_momentum", "submissions.sgd_momentum"),
+    ("sgd_nesterov", "submissions.sgd_nesterov"),
+    ("adam", "submissions.adam"),
+    ("adamw", "submissions.adamw"),
+    ("nadamw", "submissions.nadamw"),
+    ("schedule_free_adamw", "submissions.schedule_free_adamw"),
+    ("muon", "submissions.muon"),
+    ("shampoo", "submissions.shampoo"),
+    ("prodigy", "submissions.prodigy"),
+    ("lion", "submissions.lion"),
+    ("lamb", "submissions.lamb"),
+)
 
 
 class SubmissionError(ValueError):
     """A reference that does not name a loadable submission."""
+
+
+class SubmissionNotFound(SubmissionError):
+    """A reference that names nothing: no such file, built-in or installed plugin."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +123,7 @@ def _load_file(path: Path) -> tuple[ModuleType, str]:
     in another folder, say) is imported afresh rather than confused with this one's.
     """
     if not path.is_file():
-        raise SubmissionError(f"submission file not found: {path}")
+        raise SubmissionNotFound(f"submission file not found: {path}")
     if path.suffix != ".py":
         raise SubmissionError(f"submission file must be a .py file, got {path}")
     folder = path.parent.resolve()
@@ -169,4 +185,6 @@ def load(reference: str) -> LoadedSubmission:
             source_sha256(module),
         )
     known = ", ".join([*builtin_names(), *sorted(plugins)])
-    raise SubmissionError(f"unknown submission {reference!r}; known: {known} (or give a .py path)")
+    raise SubmissionNotFound(
+        f"unknown submission {reference!r}; known: {known} (or give a .py path)"
+    )

@@ -1,7 +1,9 @@
 """NAdamW with linear warmup and cosine decay: AlgoPerf's baseline recipe, from optax pieces.
 
 The learning rate rises linearly from 0 for ``warmup_factor * step_hint`` steps, then
-follows a cosine to 0 at ``step_hint``. Optional gradient clipping by global norm.
+follows a cosine to 0 at ``step_hint``. Optional gradient clipping by global norm. The default
+point is AlgoPerf's robust recipe, so it also enters the self-tuning ruleset
+(``make_optimizer(None, info)`` uses it).
 """
 
 from __future__ import annotations
@@ -55,4 +57,5 @@ SUBMISSION = Submission(
     make_optimizer=make_optimizer,
     search_space=SEARCH_SPACE,
     default_hparams=DEFAULT_HPARAMS,
+    self_tuning=True,
 )

@@ -235,10 +235,15 @@ def test_version(capsys):
     assert capsys.readouterr().out.startswith("optarena ")
 
 
-def test_quickstart_runs_the_quick_suite_and_stores_every_trial(capsys, tmp_path, data_dir):
+def test_quickstart_runs_the_quick_suite_and_stores_every_trial(
+    capsys, tmp_path, data_dir, monkeypatch
+):
     from leaderboard.store import Store
     from workloads import suites
 
+    # Two built-ins stand for all of them: the trials themselves are tested per submission in
+    # test_conformance.py; here, that quickstart runs and stores every built-in it is given.
+    monkeypatch.setattr(loader, "builtin_names", lambda: ["nadamw", "prodigy"])
     db = f"sqlite:///{tmp_path / 'quick.db'}"
     code, out, err = _run(capsys, "quickstart", "--seeds", "1", "--db", db, "--data-dir", data_dir)
     assert code == 0, err
@@ -247,8 +252,9 @@ def test_quickstart_runs_the_quick_suite_and_stores_every_trial(capsys, tmp_path
     assert set(zip(frame["submission"], frame["workload"], strict=True)) == expected
     assert len(frame) == len(expected)
     assert "Summary" in out and all(w in out for w in suites.workloads("quick"))
-    progress = [line for line in err.splitlines() if line.startswith("nadamw on ")]
+    progress = [line for line in err.splitlines() if " on " in line and "(seed 0)" in line]
     assert len(progress) == len(expected)  # one line per trial
+    assert {tuple(line.split(" (seed")[0].split(" on ")) for line in progress} == expected
 
 
 def test_quickstart_unknown_suite_is_bad_input(capsys, tmp_path):

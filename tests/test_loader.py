@@ -66,6 +66,29 @@ def test_load_builtin(name):
     assert isinstance(tx, optax.GradientTransformation)
 
 
+def test_builtins_cover_the_baseline_families_and_can_enter_a_ruleset():
+    names = loader.builtin_names()
+    assert len(names) >= 10
+    for name in names:
+        submission = loader.load(name).submission
+        assert submission.search_space is not None or submission.self_tuning, name
+        if submission.self_tuning:
+            tx = submission.make_optimizer(None, INFO)
+            assert isinstance(tx, optax.GradientTransformation), name
+    assert loader.load("prodigy").submission.search_space is None
+    assert loader.load("schedule_free_adamw").submission.eval_params is not None
+
+
+def test_a_reference_to_nothing_is_not_found(tmp_path):
+    for reference in ("no_such_submission_anywhere", str(tmp_path / "absent.py")):
+        with pytest.raises(loader.SubmissionNotFound):
+            loader.load(reference)
+    broken = write(tmp_path / "broken.py", "import optax\n")
+    with pytest.raises(loader.SubmissionError) as error:
+        loader.load(str(broken))
+    assert not isinstance(error.value, loader.SubmissionNotFound)
+
+
 def test_unknown_name_lists_known_names():
     with pytest.raises(loader.SubmissionError) as error:
         loader.load("no_such_submission_anywhere")

@@ -1,0 +1,73 @@
+"""A submission to copy: rename the file and ``name``, then edit ``make_optimizer``.
+
+    cp submissions/template.py my_optimizer.py
+    optarena check my_optimizer.py
+    optarena run --workload digits_mlp --submission my_optimizer.py
+
+A submission is this one file: an optax factory, a search space for the external-tuning
+ruleset and, optionally, hooks. The harness owns gradients, ``jit``, sharding and
+``optax.apply_updates``; compose your optimizer from optax pieces (``optax.chain``,
+``optax.scale_by_adam``, ``optax.contrib``, ...) or write a ``GradientTransformation``
+whose ``init`` and ``update`` are pure functions of arrays.
+"""
+
+from __future__ import annotations
+
+import optax
+
+from submissions.api import Hparams, Submission, WorkloadInfo
+
+# External tuning draws points from this space (AlgoPerf's form): log scale for learning
+# rates and weight decay, ``1 - beta`` on a log scale, a few feasible points for the rest.
+SEARCH_SPACE = {
+    "learning_rate": {"min": 3e-4, "max": 3e-2, "scaling": "log"},
+    "one_minus_beta1": {"min": 0.02, "max": 0.2, "scaling": "log"},
+    "weight_decay": {"min": 1e-3, "max": 1.0, "scaling": "log"},
+    "warmup_factor": {"feasible_points": [0.02, 0.05, 0.1]},
+}
+
+# The point `optarena run` uses, and what `make_optimizer(None, info)` falls back to.
+DEFAULT_HPARAMS = {
+    "learning_rate": 3e-3,
+    "one_minus_beta1": 0.1,
+    "weight_decay": 0.01,
+    "warmup_factor": 0.05,
+}
+
+
+def make_optimizer(hparams: Hparams | None, info: WorkloadInfo) -> optax.GradientTransformation:
+    """Build the optimizer for one trial.
+
+    Args:
+      hparams: one point of ``SEARCH_SPACE``, or ``None`` under the self-tuning ruleset.
+      info: what the rules let you know: ``step_hint`` (steps a schedule may plan for),
+        ``budget_sec``, ``batch_size``, ``num_train_examples``, ``num_devices``; never the
+        workload's name or its data.
+    """
+    hp = {**DEFAULT_HPARAMS, **(hparams or {})}
+    warmup_steps = int(hp["warmup_factor"] * info.step_hint)
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=hp["learning_rate"],
+        warmup_steps=warmup_steps,
+        decay_steps=max(info.step_hint, warmup_steps + 1),
+        end_value=0.0,
+    )
+    return optax.chain(
+        optax.scale_by_adam(b1=1.0 - hp["one_minus_beta1"]),
+        optax.add_decayed_weights(hp["weight_decay"]),
+        optax.scale_by_learning_rate(schedule),
+    )
+
+
+SUBMISSION = Submission(
+    name="my_optimizer",
+    make_optimizer=make_optimizer,
+    search_space=SEARCH_SPACE,
+    default_hparams=DEFAULT_HPARAMS,
+    # True if make_optimizer(None, info) is a complete recipe (enters the self-tuning ruleset).
+    self_tuning=False,
+    # Optional hooks:
+    # batch_size=lambda info: 256,                  # choose the global batch size
+    # eval_params=lambda opt_state, params: params, # evaluate e.g. an averaged point
+)
