@@ -169,6 +169,11 @@ def study_points(
     list means fewer trials). Self-tuning gives ``None`` for every trial.
     """
     if config.ruleset is Ruleset.SELF:
+        if not loaded.submission.self_tuning:
+            raise PlanError(
+                f"{loaded.name} does not declare self_tuning=True, so it cannot run under the "
+                "self-tuning ruleset (use --ruleset external)"
+            )
         return [[None] * config.trials for _ in range(config.studies)]
     raw = loaded.submission.search_space
     if raw is None:

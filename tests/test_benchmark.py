@@ -62,7 +62,10 @@ def test_self_tuning_plan_has_no_hparams_and_a_longer_budget():
     assert [(t.study, t.trial) for t in trials] == [(0, 0), (1, 0), (2, 0)]
     assert all(t.hparams is None and t.ruleset is Ruleset.SELF for t in trials)
     assert all(t.budget_sec == 1.5 * registry.get("digits_mlp").spec.budget_sec for t in trials)
-    assert _plan("self", budget_factor=3.0)[0].budget_sec == 3 * 5.0
+    assert (
+        _plan("self", budget_factor=3.0)[0].budget_sec
+        == 3 * registry.get("digits_mlp").spec.budget_sec
+    )
 
 
 def test_held_out_draw_is_a_registered_variant_and_reproducible():
@@ -128,7 +131,14 @@ def test_plans_that_cannot_be_made_are_plan_errors(tmp_path):
     )
     with pytest.raises(PlanError, match="no search space"):
         _plan("external", reference=no_space)
-    assert len(_plan("self", reference=no_space)) == 3
+    with pytest.raises(PlanError, match="does not declare self_tuning=True"):
+        _plan("self", reference=no_space)
+    self_tuning = _write(
+        tmp_path,
+        "self_tuning.py",
+        FIXED_LIST.replace("search_space=", "self_tuning=True, default_hparams="),
+    )
+    assert len(_plan("self", reference=self_tuning)) == 3
 
 
 # ---------------------------------------------------------------- the command
@@ -243,7 +253,7 @@ def test_external_and_self_rulesets_store_studies_x_trials(capsys, tmp_path, dat
 
     self_tuned = store.benchmark_trials("self")
     assert sorted(self_tuned["study"]) == [0, 1] and set(self_tuned["workload"]) == {"digits_mlp"}
-    assert (self_tuned["budget_sec"] == 1.5 * 5.0).all()
+    assert (self_tuned["budget_sec"] == 1.5 * registry.get("digits_mlp").spec.budget_sec).all()
     assert all(store.trial(int(i))["hparams"] is None for i in self_tuned["trial_id"])
     assert self_tuned["seed"].nunique() == 2
 
