@@ -667,6 +667,10 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark_command.add_arguments(sub)
     add_store(sub)
     add_data(sub)
+
+    from harness import nightly_command
+
+    nightly_command.register(commands, add_store, add_data)
     return parser
 
 
