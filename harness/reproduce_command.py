@@ -331,6 +331,14 @@ def _chosen_trials(args: argparse.Namespace, store) -> list[int]:
     return [int(i) for i in frame["trial_id"]]
 
 
+def _difference(check: TrialCheck) -> str:
+    if check.status[0] != check.status[1]:
+        return f"status {check.status[0]} vs {check.status[1]}"
+    if check.steps_to_target[0] != check.steps_to_target[1]:
+        return f"steps to target {check.steps_to_target[0]} vs {check.steps_to_target[1]}"
+    return str(check.first_difference)
+
+
 def _trials_table(checks: Sequence[TrialCheck]) -> Table:
     table = Table(title="Trials re-run from their records")
     for column in (
@@ -399,7 +407,8 @@ def _rerun(args: argparse.Namespace) -> int:
                 trial_id, trials[trial_id], store.eval_points(trial_id), outcome.result
             )
             console.print(
-                f"trial {trial_id} ({check.label}): " + ("matches" if check.matches else "DIFFERS"),
+                f"trial {trial_id} ({check.label}): "
+                + ("matches" if check.matches else f"DIFFERS: {_difference(check)}"),
                 markup=False,
             )
             checks.append(check)
