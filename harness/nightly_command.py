@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from harness.benchmark import TrialSpec
     from submissions.loader import LoadedSubmission
 
+TIMING_BUDGET_FACTOR = 10.0
+"""The reference's timing trials get this factor on the workload's budget, so that the step
+cap (or the target) and never the clock ends them: each night times the same steps."""
 EXIT_REGRESSION = 3
 """The night's status when at least one submission regressed (see `scoring.night_comparison`)."""
 
@@ -119,7 +122,8 @@ def _plan(
 def _timing_specs(
     config: nightly_config.NightlyConfig, reference: LoadedSubmission, bases: Sequence[str]
 ) -> list[TrialSpec]:
-    """The reference's fixed trials: its default point, seeds 0.., each base workload."""
+    """The reference's fixed trials: its default point, seeds 0.., each base workload, capped
+    at ``timing_steps`` steps."""
     from harness.benchmark import Ruleset, TrialSpec, submission_reference
     from workloads import registry
 
@@ -140,8 +144,8 @@ def _timing_specs(
                     seed=seed,
                     benchmark_seed=config.seed,
                     hparams=reference.submission.default_hparams,
-                    budget_sec=spec.budget_sec * (config.budget_factor or 1.0),
-                    max_steps=config.max_steps,
+                    budget_sec=spec.budget_sec * TIMING_BUDGET_FACTOR,
+                    max_steps=config.timing_steps,
                 )
             )
     return specs
@@ -230,6 +234,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     """One night: benchmark, score into a snapshot, compare, report; exit 3 on a regression."""
     import pandas as pd
 
+    from harness.executors import SpecMismatch
     from leaderboard import nightly_report, nightly_store
     from leaderboard.snapshots import eval_curves, load_snapshot, save_snapshot
     from leaderboard.store import StoreError
@@ -286,6 +291,8 @@ def cmd_nightly(args: argparse.Namespace) -> int:
                 {benchmark_command._identity(o.spec): trial_id for o, trial_id in outcomes}
             )
             ran += [trial_id for _, trial_id in outcomes]
+    except SpecMismatch as error:
+        raise BadInput(f"{error}; run the nightly again to plan it anew") from error
     except KeyboardInterrupt:
         console.print(
             "interrupted: finished trials are stored; run the nightly again to resume",

@@ -55,6 +55,9 @@ class NightlyConfig:
     """The submission whose fixed trials are re-timed every night to measure the machine."""
     timing_seeds: int = 2
     """Fixed trials of the reference per base workload (seeds 0, 1, ...) re-timed each night."""
+    timing_steps: int = 500
+    """Step cap of those trials (their budget is 10x the workload's, so it never binds and
+    every night times the same steps)."""
     timing_tolerance: float = 0.2
     """The least relative slowdown of a time that can count as a regression."""
     normalize_timing: bool = False
@@ -118,7 +121,7 @@ def _validate(config: NightlyConfig) -> NightlyConfig:
         raise ConfigError(f"rulesets must be a non-empty list of {', '.join(known)}")
     if len(set(config.rulesets)) != len(config.rulesets):
         raise ConfigError("rulesets names a ruleset twice")
-    for key in ("studies", "trials", "timing_seeds", "replicates"):
+    for key in ("studies", "trials", "timing_seeds", "timing_steps", "replicates"):
         if getattr(config, key) <= 0:
             raise ConfigError(f"{key} must be positive, got {getattr(config, key)}")
     if config.max_steps is not None and config.max_steps <= 0:

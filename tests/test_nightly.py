@@ -65,6 +65,7 @@ store = "sqlite:///{folder / "nightly.db"}"
 output_dir = "{folder / "out"}"
 executor = "in-process"
 timing_seeds = 1
+timing_steps = 100
 replicates = 200
 """
     )
