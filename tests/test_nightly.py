@@ -246,3 +246,16 @@ def test_defaults_need_no_config():
     assert config.suite == "quick" and config.rulesets == ("external", "self")
     assert (config.studies, config.trials, config.timing_seeds) == (3, 2, 2)
     assert config.normalize_timing is False
+
+
+def test_scheduler_example_runs_the_nightly_with_a_valid_config():
+    root = Path(__file__).resolve().parent.parent
+    workflow = (root / ".ci" / "nightly.yml").read_text()
+    assert re.search(r'cron: "[0-9*/ ,-]+"', workflow)
+    assert "optarena nightly --config .ci/nightly.toml" in workflow
+    assert "gh run download" in workflow and "name: nightly-state" in workflow
+    assert "actions/deploy-pages" in workflow
+    config = nightly_config.load(str(root / ".ci" / "nightly.toml"))
+    assert config.store == "sqlite:///nightly-state/nightly.db"
+    assert "path: nightly-state/reports/latest" in workflow
+    assert config.output_dir == "nightly-state/reports"
