@@ -259,3 +259,34 @@ def test_scheduler_example_runs_the_nightly_with_a_valid_config():
     assert config.store == "sqlite:///nightly-state/nightly.db"
     assert "path: nightly-state/reports/latest" in workflow
     assert config.output_dir == "nightly-state/reports"
+
+
+def test_normalized_night_divides_times_by_the_speed_of_the_night_that_ran_them(
+    two_nights, tmp_path
+):
+    folder = tmp_path / "normalized"
+    shutil.copytree(two_nights[0], folder)
+    config = _write_config(folder)
+    code, out, err = _main("nightly", "--config", str(config), "--normalize-timing")
+    assert code == 0, err
+    assert "0 trials run, 6 reused" in out
+    with sqlite3.connect(folder / "nightly.db") as db:
+        reference = dict(
+            db.execute(
+                "SELECT n.run_id, t.timed_sec FROM nightly_timing n "
+                "JOIN trials t ON t.id = n.trial_id"
+            ).fetchall()
+        )
+        assert sorted(reference) == [1, 2, 3]
+        scored = db.execute(
+            "SELECT s.time_to_target_sec, t.time_to_target_sec, r.run_id FROM snapshot_trials s "
+            "JOIN trials t ON t.id = s.trial_id JOIN nightly_trials r ON r.trial_id = s.trial_id "
+            "WHERE s.snapshot_id = 3"
+        ).fetchall()
+    assert len(scored) == 6 and {run for _, _, run in scored} == {1}
+    speed = reference[1] / reference[3]  # night 1's machine relative to tonight's
+    for normalized, measured, _ in scored:
+        assert normalized == pytest.approx(measured / speed, rel=1e-12)
+    report = (folder / "out" / "latest" / "report.md").read_text()
+    assert "normalized by each night's machine speed" in report
+    assert "first night with these settings" in report
