@@ -35,7 +35,7 @@ EXIT_REGRESSION = 3
 """The night's status when at least one submission regressed (see `scoring.night_comparison`)."""
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class _Job:
     """One submission under one ruleset: its planned trials and which are stored already."""
 

@@ -54,7 +54,8 @@ class Comparison:
 
     scores: pd.DataFrame
     """ruleset, submission, presence (both/new/removed), rank_before, rank_now, score_before,
-    score_now, delta, score_low/high before and now, steps and FLOPs scores before and now,
+    score_now, delta and its interval (delta_low, delta_high: the widest difference the two
+    nights' intervals allow), score_low/high before and now, steps and FLOPs scores before and now,
     interval_shift (lower/higher/overlapping), regressed (own workloads), regressed_workloads."""
     workloads: pd.DataFrame
     """ruleset, submission, workload, base_workload, median time and band (min, max over
@@ -163,6 +164,9 @@ def compare(
         np.where(merged["score_now"].isna(), "removed", "both"),
     )
     merged["delta"] = merged["score_now"] - merged["score_before"]
+    # The widest difference the two nights' intervals allow: [now low - before high, ...].
+    merged["delta_low"] = merged["score_low_now"] - merged["score_high_before"]
+    merged["delta_high"] = merged["score_high_now"] - merged["score_low_before"]
     merged["interval_shift"] = [_interval_shift(row) for row in merged.itertuples(index=False)]
     bad = workloads[workloads["verdict"].isin([v.value for v in REGRESSIONS])]
     regressed = bad.groupby(["ruleset", "submission"])["workload"].agg(

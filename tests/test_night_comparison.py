@@ -71,6 +71,9 @@ def test_the_fastest_getting_slower_is_flagged_alone_though_the_others_scores_ri
     assert comparison.regressed == [("external", "a")]
     scores = comparison.scores.set_index("submission")
     assert scores.loc["a", "delta"] < 0
+    row = scores.loc["a"]
+    assert row["delta_low"] == pytest.approx(row["score_low_now"] - row["score_high_before"])
+    assert row["delta_low"] <= row["delta"] <= row["delta_high"] < 0
     assert scores.loc["b", "delta"] > 0  # b is now the fastest on w1: its score rises
     assert _verdicts(comparison)[("a", "w1")] == Verdict.REGRESSED
     assert _verdicts(comparison)[("a", "w2")] == Verdict.WITHIN_NOISE
