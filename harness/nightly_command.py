@@ -230,6 +230,34 @@ def _write_outputs(directory: Path, latest: Path, report: str, snapshot, curves)
         raise BadInput(f"cannot write the night's report into {directory}: {error}") from error
 
 
+TIMING_COLUMNS = ["night", "workload", "seed", "timed_sec", "num_steps", "steps_to_target"]
+
+
+def _timing_now(db, trial_ids: Sequence[int]) -> pd.DataFrame:
+    """Tonight's re-timed reference trials (night ``"now"``), as `machine_drift` takes them."""
+    trials = db.trials()
+    frame = trials[trials["id"].isin(list(trial_ids))].rename(columns={"id": "trial_id"})
+    return frame.assign(
+        seed=frame["seed"].astype(int),
+        steps_to_target=frame["steps_to_target"].astype(float),
+        night="now",
+    )
+
+
+def _drift(db, timing_now: pd.DataFrame, previous) -> pd.DataFrame:
+    """The reference's trials tonight against the previous night's (see `machine_drift`)."""
+    import pandas as pd
+
+    from leaderboard import nightly_store
+    from scoring import night_comparison
+
+    frames = [timing_now[TIMING_COLUMNS]]
+    if previous is not None:
+        before = nightly_store.timing_trials(db, [previous.id]).assign(night="before")
+        frames.append(before[TIMING_COLUMNS])
+    return night_comparison.machine_drift(pd.concat(frames, ignore_index=True))
+
+
 def cmd_nightly(args: argparse.Namespace) -> int:
     """One night: benchmark, score into a snapshot, compare, report; exit 3 on a regression."""
     import pandas as pd
@@ -306,20 +334,8 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     trials = db.benchmark_trials()
     trials = trials[trials["trial_id"].isin(list(ids))].reset_index(drop=True)
 
-    timing_ids = [trial_id for trial_id, _, _ in timing]
-    all_timing = db.trials()
-    timing_now = all_timing[all_timing["id"].isin(timing_ids)].rename(columns={"id": "trial_id"})
-    timing_now = timing_now.assign(
-        seed=timing_now["seed"].astype(int),
-        steps_to_target=timing_now["steps_to_target"].astype(float),
-        night="now",
-    )
-    timing_columns = ["night", "workload", "seed", "timed_sec", "num_steps", "steps_to_target"]
-    frames = [timing_now[timing_columns]]
-    if previous is not None:
-        before = nightly_store.timing_trials(db, [previous.id]).assign(night="before")
-        frames.append(before[timing_columns])
-    drift = night_comparison.machine_drift(pd.concat(frames, ignore_index=True))
+    timing_now = _timing_now(db, [trial_id for trial_id, _, _ in timing])
+    drift = _drift(db, timing_now, previous)
     tolerance = night_comparison.tolerance(drift, config.timing_tolerance)
     if config.normalize_timing:
         nights = nightly_store.nights_of_trials(db)
