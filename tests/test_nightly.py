@@ -47,7 +47,7 @@ def _main(*argv: str) -> tuple[int, str, str]:
 
 
 def _write_config(folder: Path) -> Path:
-    """Three submissions, digits_mlp only, two studies of one trial, capped at 250 steps."""
+    """Three submissions, digits_mlp only, two studies of one trial, capped at 500 steps."""
     paths = ", ".join(f'"{folder / name}.py"' for name in NAMES)
     config = folder / "nightly.toml"
     config.write_text(
@@ -58,7 +58,7 @@ held_out = false
 rulesets = ["external"]
 studies = 2
 trials = 1
-max_steps = 250
+max_steps = 500
 budget_factor = 20
 submissions = [{paths}]
 store = "sqlite:///{folder / "nightly.db"}"
