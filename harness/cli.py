@@ -697,6 +697,11 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark_command.add_arguments(sub)
     add_store(sub)
     add_data(sub)
+
+    from harness import nightly_command, reproduce_command
+
+    nightly_command.register(commands, add_store, add_data)
+    reproduce_command.register(commands, add_store, add_data)
     return parser
 
 
