@@ -505,13 +505,53 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     ]
     store = _LazyStore(args.db)
     progress_console = _console(stderr=True)
-    ids = [_run_and_store(job, store, _data_dir(args), progress_console, True)[0] for job in jobs]
+    outcomes = [_run_and_store(job, store, _data_dir(args), progress_console, True) for job in jobs]
     console = _console()
     frame = store.get().trials()
-    frame = frame[frame["id"].isin(ids)]
-    console.print(_trials_table(frame, f"This run, stored in {store.url}"))
+    frame = frame[frame["id"].isin([trial_id for trial_id, _ in outcomes])]
     console.print(_summary_table(frame))
+    _print_default_point_scores(jobs, [result for _, result in outcomes], console)
+    console.print(f"{len(outcomes)} trials stored in {store.url}; `optarena trials` lists them.")
     return EXIT_OK
+
+
+QUICKSTART_GROUP = "default points"
+
+
+def _print_default_point_scores(jobs: Sequence[_Job], results, console: Console) -> None:
+    """AlgoPerf's score of each submission at its default point, with seeds as studies.
+
+    Nothing is tuned, so this ranks defaults, not algorithms: `optarena benchmark` (or
+    `optarena nightly`) runs the rulesets.
+    """
+    import pandas as pd
+
+    from leaderboard.tables import scores_table
+    from scoring.report import score_trials
+
+    rows = [
+        {
+            "ruleset": QUICKSTART_GROUP,
+            "submission": job.loaded.name,
+            "workload": job.workload.spec.name,
+            "base_workload": job.workload.spec.base or job.workload.spec.name,
+            "study": job.config.seed,
+            "time_to_target_sec": result.time_to_target_sec,
+            "steps_to_target": math.inf
+            if result.steps_to_target is None
+            else float(result.steps_to_target),
+            "flops_per_step": math.nan
+            if result.flops_per_step is None
+            else float(result.flops_per_step),
+        }
+        for job, result in zip(jobs, results, strict=True)
+    ]
+    report = score_trials(pd.DataFrame(rows))
+    console.print(scores_table(report.scores, report.workloads, QUICKSTART_GROUP))
+    console.print(
+        "Each submission at its default point, seeds as studies. Nothing is tuned here: "
+        "`optarena benchmark` runs the external-tuning and self-tuning rulesets."
+    )
 
 
 def _summary_table(frame) -> Table:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -255,6 +256,10 @@ def test_quickstart_runs_the_quick_suite_and_stores_every_trial(
     progress = [line for line in err.splitlines() if " on " in line and "(seed 0)" in line]
     assert len(progress) == len(expected)  # one line per trial
     assert {tuple(line.split(" (seed")[0].split(" on ")) for line in progress} == expected
+    # Then the default points are scored as AlgoPerf scores, seeds standing for studies.
+    scores = out[out.index("default points: scores") :]
+    assert all(name in scores for name in loader.builtin_names())
+    assert re.search(r"\b[01]\.\d{4}\b", scores), scores
 
 
 def test_quickstart_unknown_suite_is_bad_input(capsys, tmp_path):
