@@ -32,10 +32,10 @@ import time
 import jax
 import optax
 
-from harness import runner
-from submissions import loader
-from workloads import data, registry
-from workloads.spec import MetricMode
+from optarena.harness import runner
+from optarena.submissions import loader
+from optarena.workloads import data, registry
+from optarena.workloads.spec import MetricMode
 
 TARGET_RATIO = 0.95
 

@@ -20,10 +20,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from submissions import search_space
+from optarena.submissions import search_space
 
 if TYPE_CHECKING:
-    from submissions.loader import LoadedSubmission
+    from optarena.submissions.loader import LoadedSubmission
 
 
 class Ruleset(StrEnum):
@@ -140,7 +140,7 @@ def study_seed(benchmark_seed: int, study: int) -> int:
 
 def held_out_candidates(base: str) -> list[str]:
     """The registered held-out variants of ``base``, sorted by name."""
-    from workloads import registry
+    from optarena.workloads import registry
 
     return [name for name in registry.names() if registry.get(name).spec.base == base]
 
@@ -193,7 +193,7 @@ def study_points(
 
 def submission_reference(reference: str) -> str:
     """A reference that loads the same submission from any working directory."""
-    from submissions.loader import _is_path
+    from optarena.submissions.loader import _is_path
 
     return str(Path(reference).resolve()) if _is_path(reference) else reference
 
@@ -212,7 +212,7 @@ def plan(
     loaded: LoadedSubmission, reference: str, workloads: Sequence[str], config: BenchmarkConfig
 ) -> list[TrialSpec]:
     """Every trial of the benchmark, workload by workload, study by study, trial by trial."""
-    from workloads import registry
+    from optarena.workloads import registry
 
     points = study_points(loaded, config)
     trials = []

@@ -28,7 +28,7 @@ from rich.progress import (
 from rich.table import Column, Table
 from rich.text import Text
 
-from harness.cli import (
+from optarena.harness.cli import (
     EXIT_OK,
     BadInput,
     _console,
@@ -39,9 +39,9 @@ from harness.cli import (
 )
 
 if TYPE_CHECKING:
-    from harness.benchmark import BenchmarkConfig, TrialSpec
-    from harness.executors import Executor, TrialOutcome
-    from leaderboard.store import BenchmarkIdentity
+    from optarena.harness.benchmark import BenchmarkConfig, TrialSpec
+    from optarena.harness.executors import Executor, TrialOutcome
+    from optarena.leaderboard.store import BenchmarkIdentity
 
 EXECUTORS = ("child-process", "in-process")
 EXIT_INTERRUPTED = 130  # the shell's status for a command stopped by SIGINT
@@ -107,7 +107,7 @@ def add_arguments(sub: argparse.ArgumentParser) -> None:
 
 
 def _selected_bases(suite: str, workloads: str | None) -> list[str]:
-    from workloads import registry, suites
+    from optarena.workloads import registry, suites
 
     try:
         names = suites.workloads(suite)
@@ -127,7 +127,7 @@ def _selected_bases(suite: str, workloads: str | None) -> list[str]:
 
 
 def _config(args: argparse.Namespace) -> BenchmarkConfig:
-    from harness.benchmark import BenchmarkConfig, Ruleset
+    from optarena.harness.benchmark import BenchmarkConfig, Ruleset
 
     if args.ruleset not in tuple(Ruleset):
         raise BadInput(
@@ -150,10 +150,10 @@ def _preflight(loaded, trials: Sequence[TrialSpec], data_dir: str) -> None:
     Under self-tuning the submission must build an optimizer from ``hparams=None``; every
     workload's data must be there (offline datasets are prepared now, untimed).
     """
-    from harness import runner
-    from harness.benchmark import Ruleset
-    from workloads import registry
-    from workloads.catalog import DataNotPreparedError
+    from optarena.harness import runner
+    from optarena.harness.benchmark import Ruleset
+    from optarena.workloads import registry
+    from optarena.workloads.catalog import DataNotPreparedError
 
     workloads = {spec.workload: registry.get(spec.workload) for spec in trials}
     if trials and trials[0].ruleset is Ruleset.SELF:
@@ -177,7 +177,7 @@ def _preflight(loaded, trials: Sequence[TrialSpec], data_dir: str) -> None:
 
 
 def _identity(spec: TrialSpec) -> BenchmarkIdentity:
-    from leaderboard.store import BenchmarkIdentity
+    from optarena.leaderboard.store import BenchmarkIdentity
 
     return BenchmarkIdentity(
         submission_sha256=spec.submission_sha256,
@@ -193,7 +193,7 @@ def _identity(spec: TrialSpec) -> BenchmarkIdentity:
 
 def _stored_ids(url: str, trials: Sequence[TrialSpec]) -> dict[BenchmarkIdentity, int]:
     """Stored trial ids of the planned trials the store holds (a missing store holds none)."""
-    from leaderboard.store import Store, StoreError
+    from optarena.leaderboard.store import Store, StoreError
 
     try:
         store = Store(url, create=False)
@@ -207,7 +207,7 @@ def _stored_ids(url: str, trials: Sequence[TrialSpec]) -> dict[BenchmarkIdentity
 
 
 def _executor(args: argparse.Namespace, data_dir: str) -> Executor:
-    from harness.executors import ChildProcessExecutor, InProcessExecutor, WallClockLimit
+    from optarena.harness.executors import ChildProcessExecutor, InProcessExecutor, WallClockLimit
 
     if args.executor == "in-process":
         return InProcessExecutor(data_dir)
@@ -260,9 +260,9 @@ class _EtaColumn(ProgressColumn):
 
 def _store_outcome(store: _LazyStore, loaded, outcome: TrialOutcome) -> int:
     """Store one finished trial; a store that fails is one line (earlier trials stay stored)."""
-    from harness import provenance
-    from leaderboard.store import StoreError, TrialSubmissionInfo
-    from workloads import registry
+    from optarena.harness import provenance
+    from optarena.leaderboard.store import StoreError, TrialSubmissionInfo
+    from optarena.workloads import registry
 
     spec = outcome.spec
     try:
@@ -344,7 +344,7 @@ def _run(
 
 def _summary(trials: Sequence[TrialSpec], trial_ids: Sequence[int], url: str) -> Table:
     """Per workload: planned trials and how the stored ones ended."""
-    from leaderboard.store import Store
+    from optarena.leaderboard.store import Store
 
     store = Store(url, create=False)
     try:
@@ -370,9 +370,9 @@ def _summary(trials: Sequence[TrialSpec], trial_ids: Sequence[int], url: str) ->
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     """Plan, skip what is stored, run the rest one at a time, store each trial as it ends."""
-    from harness import benchmark
-    from harness.executors import SpecMismatch
-    from submissions import loader
+    from optarena.harness import benchmark
+    from optarena.harness.executors import SpecMismatch
+    from optarena.submissions import loader
 
     config = _config(args)
     bases = _selected_bases(args.suite, args.workloads)

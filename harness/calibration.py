@@ -41,7 +41,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from workloads.spec import MetricMode, WorkloadSpec
+from optarena.workloads.spec import MetricMode, WorkloadSpec
 
 MAX_BUDGET_SEC = 60.0
 BUDGET_FACTOR = 2.0
@@ -238,7 +238,7 @@ def calibrate(
     on_progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Run the rule for ``spec`` with ``run`` and return the calibration record (plain data)."""
-    from submissions import search_space as spaces
+    from optarena.submissions import search_space as spaces
 
     steps = base_spec.step_hint if base_spec is not None else plan.steps or spec.step_hint
     if steps % spec.eval_every_steps:
@@ -410,7 +410,7 @@ def spec_mismatches(spec: WorkloadSpec, record: Mapping[str, Any]) -> list[str]:
 
 def trial_runner(workload, submission, data_dir: str) -> RunFn:
     """A `RunFn` training ``submission`` on ``workload`` with the real runner and clock."""
-    from harness import runner
+    from optarena.harness import runner
 
     def run(spec: WorkloadSpec, hparams: Mapping[str, Any], seed: int, steps: int) -> RunSummary:
         config = runner.TrialConfig(

@@ -31,11 +31,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from harness import runner
-from submissions import loader
-from submissions import search_space as spaces
-from submissions.api import Hparams, Submission, WorkloadInfo
-from workloads import data, registry
+from optarena.harness import runner
+from optarena.submissions import loader
+from optarena.submissions import search_space as spaces
+from optarena.submissions.api import Hparams, Submission, WorkloadInfo
+from optarena.workloads import data, registry
 
 EXIT_FAILED = 1
 STEPS_WORKLOAD = "digits_mlp"

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from harness import cli_calibrate
+from optarena.harness import cli_calibrate
 
 if TYPE_CHECKING:
-    from harness.runner import TrialConfig
-    from submissions.loader import LoadedSubmission
-    from workloads.base import Workload
+    from optarena.harness.runner import TrialConfig
+    from optarena.submissions.loader import LoadedSubmission
+    from optarena.workloads.base import Workload
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -68,7 +68,7 @@ def _format_time(seconds: float) -> str:
 
 
 def cmd_workloads(args: argparse.Namespace) -> int:
-    from workloads import registry
+    from optarena.workloads import registry
 
     specs = [registry.get(name).spec for name in registry.names()]
     if args.json:
@@ -108,7 +108,7 @@ def cmd_workloads(args: argparse.Namespace) -> int:
 
 
 def cmd_submissions(args: argparse.Namespace) -> int:
-    from submissions import loader
+    from optarena.submissions import loader
 
     rows: list[dict[str, Any]] = []
     try:
@@ -248,7 +248,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
 
 def cmd_data_prepare(args: argparse.Namespace) -> int:
     """Prepare the datasets of the named workloads (default: the offline ones)."""
-    from workloads import catalog, data, registry, suites
+    from optarena.workloads import catalog, data, registry, suites
 
     names = args.workloads or suites.workloads("cpu")
     try:
@@ -276,8 +276,8 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from harness import check
-    from submissions import loader
+    from optarena.harness import check
+    from optarena.submissions import loader
 
     try:
         return check.command(args.submission, _data_dir(args))
@@ -289,7 +289,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _open_store(url: str | None, *, create: bool = True):
-    from leaderboard.store import Store, StoreError
+    from optarena.leaderboard.store import Store, StoreError
 
     try:
         return Store(url, create=create)
@@ -304,7 +304,7 @@ class _LazyStore:
     """
 
     def __init__(self, url: str | None):
-        from leaderboard.store import StoreError, check_url
+        from optarena.leaderboard.store import StoreError, check_url
 
         try:
             self.url = check_url(url)
@@ -368,9 +368,9 @@ def _prepare_job(
     max_steps: int | None,
 ) -> _Job:
     """Validate one trial's inputs (exit status 2 on any problem) before anything runs."""
-    from harness import runner
-    from submissions import loader
-    from workloads import registry
+    from optarena.harness import runner
+    from optarena.submissions import loader
+    from optarena.workloads import registry
 
     hparams_override = _parse_hparams(hparams_text)
     try:
@@ -405,9 +405,9 @@ def _run_and_store(
     """Run one trial with a progress bar on ``console``, then store it; returns (id, result)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from harness import provenance, runner
-    from leaderboard.store import TrialSubmissionInfo
-    from workloads.catalog import DataNotPreparedError
+    from optarena.harness import provenance, runner
+    from optarena.leaderboard.store import TrialSubmissionInfo
+    from optarena.workloads.catalog import DataNotPreparedError
 
     spec = job.workload.spec
     budget = job.config.budget_sec
@@ -490,8 +490,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
     """The main job: every built-in submission on a suite's workloads, over a few seeds."""
-    from submissions import loader
-    from workloads import suites
+    from optarena.submissions import loader
+    from optarena.workloads import suites
 
     try:
         suite = suites.workloads(args.suite)
@@ -526,8 +526,8 @@ def _print_default_point_scores(jobs: Sequence[_Job], results, console: Console)
     """
     import pandas as pd
 
-    from leaderboard.tables import scores_table
-    from scoring.report import score_trials
+    from optarena.leaderboard.tables import scores_table
+    from optarena.scoring.report import score_trials
 
     rows = [
         {
@@ -584,7 +584,7 @@ def _format_steps(steps: float) -> str:
 
 
 def _data_dir(args: argparse.Namespace) -> str:
-    from workloads.data import default_data_dir
+    from optarena.workloads.data import default_data_dir
 
     return args.data_dir or default_data_dir()
 
@@ -724,7 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_store(sub)
     add_data(sub)
 
-    from harness import benchmark_command, cli_score
+    from optarena.harness import benchmark_command, cli_score
 
     cli_score.register(commands, add_store)
 
@@ -738,7 +738,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_store(sub)
     add_data(sub)
 
-    from harness import nightly_command, reproduce_command
+    from optarena.harness import nightly_command, reproduce_command
 
     nightly_command.register(commands, add_store, add_data)
     reproduce_command.register(commands, add_store, add_data)
@@ -758,6 +758,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     # Run the importable module's main, so that commands defined in other modules (which
     # import `harness.cli`) raise the same `BadInput` that main catches.
-    from harness.cli import main as package_main
+    from optarena.harness.cli import main as package_main
 
     sys.exit(package_main())

@@ -61,10 +61,10 @@ def add_parser(commands, add_data, positive_int) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from harness import calibration, runner
-    from harness.cli import EXIT_OK, BadInput, _data_dir
-    from submissions import loader
-    from workloads import registry
+    from optarena.harness import calibration, runner
+    from optarena.harness.cli import EXIT_OK, BadInput, _data_dir
+    from optarena.submissions import loader
+    from optarena.workloads import registry
 
     try:
         workload = registry.get(args.workload)
@@ -149,8 +149,8 @@ def _print_record(record, console: Console) -> None:
 
 def _verify(spec, workload, submission, data_dir: str, console: Console) -> int:
     """Re-run a committed record: every seed reaches the target in budget, lr / 100 does not."""
-    from harness import calibration, runner
-    from harness.cli import EXIT_OK, BadInput
+    from optarena.harness import calibration, runner
+    from optarena.harness.cli import EXIT_OK, BadInput
 
     record = calibration.load_record(spec.name)
     if record is None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.cli import EXIT_OK, BadInput, _console, _open_store, _positive_int, _version
+from optarena.harness.cli import EXIT_OK, BadInput, _console, _open_store, _positive_int, _version
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,7 +22,7 @@ def read_times_file(path: str) -> pd.DataFrame:
     """Read and validate a CSV of times (see `scoring.times_table`); bad input is one line."""
     import pandas as pd
 
-    from scoring.times_table import TimesTableError, validate_times
+    from optarena.scoring.times_table import TimesTableError, validate_times
 
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
@@ -37,7 +37,7 @@ def read_times_file(path: str) -> pd.DataFrame:
 
 
 def _print_report(console, scores, workloads, pairs, stability) -> None:
-    from leaderboard.tables import pairs_table, scores_table, stability_line
+    from optarena.leaderboard.tables import pairs_table, scores_table, stability_line
 
     for ruleset in scores["ruleset"].unique():
         console.print(scores_table(scores, workloads, ruleset))
@@ -49,7 +49,7 @@ def _print_report(console, scores, workloads, pairs, stability) -> None:
 
 
 def _settings(args: argparse.Namespace):
-    from scoring.report import Settings
+    from optarena.scoring.report import Settings
 
     if not 0 < args.level < 1:
         raise BadInput(f"--level must be between 0 and 1, got {args.level}")
@@ -70,7 +70,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     settings = _settings(args)
     console = _console()
     if args.times is not None:
-        from scoring.report import score_times_table
+        from optarena.scoring.report import score_times_table
 
         times = read_times_file(args.times)
         try:
@@ -78,8 +78,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise BadInput(f"{args.times}: {error}") from error
     else:
-        from leaderboard.snapshots import NoSnapshotError, score_store
-        from leaderboard.store import StoreError
+        from optarena.leaderboard.snapshots import NoSnapshotError, score_store
+        from optarena.leaderboard.store import StoreError
 
         store = _open_store(args.db, create=False)
         try:
@@ -95,7 +95,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Show the latest snapshot (or ``--snapshot ID``); ``--html DIR`` writes a static page."""
-    from leaderboard.snapshots import NoSnapshotError, load_snapshot
+    from optarena.leaderboard.snapshots import NoSnapshotError, load_snapshot
 
     store = _open_store(args.db, create=False)
     try:
@@ -110,8 +110,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     )
     _print_report(console, snapshot.scores, snapshot.workloads, snapshot.pairs, snapshot.stability)
     if args.html:
-        from leaderboard import html_page
-        from leaderboard.snapshots import eval_curves
+        from optarena.leaderboard import html_page
+        from optarena.leaderboard.snapshots import eval_curves
 
         curves = eval_curves(store, snapshot.trials["trial_id"])
         try:

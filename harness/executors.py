@@ -29,8 +29,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
-from harness.benchmark import TrialSpec
-from harness.results import TrialResult, TrialStatus
+from optarena.harness.benchmark import TrialSpec
+from optarena.harness.results import TrialResult, TrialStatus
 
 OnStart = Callable[[TrialSpec], None]
 
@@ -87,9 +87,9 @@ def execute(spec: TrialSpec, data_dir: str) -> TrialResult:
     Raises `SpecMismatch` (not a trial outcome) when the submission or the workload can no
     longer be loaded, or no longer hash to what the trial was planned with.
     """
-    from harness import runner
-    from submissions import loader
-    from workloads import registry
+    from optarena.harness import runner
+    from optarena.submissions import loader
+    from optarena.workloads import registry
 
     try:
         loaded = loader.load(spec.submission)
@@ -158,7 +158,12 @@ class WallClockLimit:
         return budget_sec * self.margin + self.setup_sec
 
 
-PRELOAD = ("harness.runner", "submissions.loader", "workloads.registry", "tensorflow_datasets")
+PRELOAD = (
+    "optarena.harness.runner",
+    "optarena.submissions.loader",
+    "optarena.workloads.registry",
+    "tensorflow_datasets",
+)
 """Modules the fork server imports once, so that each trial's process starts without them."""
 
 

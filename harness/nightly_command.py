@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import benchmark_command, nightly_config
-from harness.cli import EXIT_OK, BadInput, _console, _data_dir, _LazyStore, _version
+from optarena.harness import benchmark_command, nightly_config
+from optarena.harness.cli import EXIT_OK, BadInput, _console, _data_dir, _LazyStore, _version
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from harness.benchmark import TrialSpec
-    from submissions.loader import LoadedSubmission
+    from optarena.harness.benchmark import TrialSpec
+    from optarena.submissions.loader import LoadedSubmission
 
 TIMING_BUDGET_FACTOR = 10.0
 """The reference's timing trials get this factor on the workload's budget, so that the step
@@ -47,7 +47,7 @@ class _Job:
 
 def registered_submissions() -> list[str]:
     """Every registered submission: built-ins, then installed plugins, by name."""
-    from submissions import loader
+    from optarena.submissions import loader
 
     try:
         return loader.builtin_names() + sorted(loader.entry_points())
@@ -56,7 +56,7 @@ def registered_submissions() -> list[str]:
 
 
 def _load(reference: str) -> LoadedSubmission:
-    from submissions import loader
+    from optarena.submissions import loader
 
     try:
         return loader.load(reference)
@@ -84,7 +84,7 @@ def _plan(
 ) -> tuple[list[_Job], list[str]]:
     """Plan every (ruleset, submission); a submission that cannot run a ruleset is skipped
     with a note (a self-tuning-only submission under external tuning, say)."""
-    from harness import benchmark
+    from optarena.harness import benchmark
 
     bases = benchmark_command._selected_bases(
         config.suite, ",".join(config.workloads) if config.workloads else None
@@ -124,8 +124,8 @@ def _timing_specs(
 ) -> list[TrialSpec]:
     """The reference's fixed trials: its default point, seeds 0.., each base workload, capped
     at ``timing_steps`` steps."""
-    from harness.benchmark import Ruleset, TrialSpec, submission_reference
-    from workloads import registry
+    from optarena.harness.benchmark import Ruleset, TrialSpec, submission_reference
+    from optarena.workloads import registry
 
     specs = []
     for base in bases:
@@ -153,9 +153,9 @@ def _timing_specs(
 
 def _run_timing(executor, specs, store: _LazyStore, reference, console):
     """Run and store the reference's fixed trials as plain trials: (trial id, workload, seed)."""
-    from harness import provenance
-    from leaderboard.store import StoreError, TrialSubmissionInfo
-    from workloads import registry
+    from optarena.harness import provenance
+    from optarena.leaderboard.store import StoreError, TrialSubmissionInfo
+    from optarena.workloads import registry
 
     rows = []
     for outcome in executor.run(specs):
@@ -194,7 +194,7 @@ def _speed_factors(store, night_now: int, timing_now: pd.DataFrame) -> pd.DataFr
     """night_id, base_workload, factor: each night's reference median time over tonight's."""
     import pandas as pd
 
-    from leaderboard import nightly_store
+    from optarena.leaderboard import nightly_store
 
     history = nightly_store.timing_trials(store)
     now = timing_now.groupby("workload")["timed_sec"].median()
@@ -217,7 +217,7 @@ def _night_dir(output_dir: Path, now: dt.datetime, snapshot_id: int) -> Path:
 
 
 def _write_outputs(directory: Path, latest: Path, report: str, snapshot, curves) -> None:
-    from leaderboard import html_page
+    from optarena.leaderboard import html_page
 
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -248,8 +248,8 @@ def _drift(db, timing_now: pd.DataFrame, previous) -> pd.DataFrame:
     """The reference's trials tonight against the previous night's (see `machine_drift`)."""
     import pandas as pd
 
-    from leaderboard import nightly_store
-    from scoring import night_comparison
+    from optarena.leaderboard import nightly_store
+    from optarena.scoring import night_comparison
 
     frames = [timing_now[TIMING_COLUMNS]]
     if previous is not None:
@@ -262,12 +262,12 @@ def cmd_nightly(args: argparse.Namespace) -> int:
     """One night: benchmark, score into a snapshot, compare, report; exit 3 on a regression."""
     import pandas as pd
 
-    from harness.executors import SpecMismatch
-    from leaderboard import nightly_report, nightly_store
-    from leaderboard.snapshots import eval_curves, load_snapshot, save_snapshot
-    from leaderboard.store import StoreError
-    from scoring import night_comparison
-    from scoring.report import Settings, score_trials
+    from optarena.harness.executors import SpecMismatch
+    from optarena.leaderboard import nightly_report, nightly_store
+    from optarena.leaderboard.snapshots import eval_curves, load_snapshot, save_snapshot
+    from optarena.leaderboard.store import StoreError
+    from optarena.scoring import night_comparison
+    from optarena.scoring.report import Settings, score_trials
 
     started_at = dt.datetime.now(dt.UTC)
     config = _config(args)

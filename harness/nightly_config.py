@@ -114,7 +114,7 @@ def _article(kind: type) -> str:
 
 
 def _validate(config: NightlyConfig) -> NightlyConfig:
-    from harness.benchmark import Ruleset
+    from optarena.harness.benchmark import Ruleset
 
     known = tuple(r.value for r in Ruleset)
     if not config.rulesets or any(r not in known for r in config.rulesets):

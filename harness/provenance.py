@@ -7,7 +7,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-from leaderboard.store import Provenance
+from optarena.leaderboard.store import Provenance
 
 _SOURCE_ROOT = Path(__file__).resolve().parent.parent
 

@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from harness.cli import EXIT_OK, BadInput, _console, _data_dir, _open_store
+from optarena.harness.cli import EXIT_OK, BadInput, _console, _data_dir, _open_store
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from harness.benchmark import TrialSpec
-    from harness.results import EvalPoint, TrialResult
+    from optarena.harness.benchmark import TrialSpec
+    from optarena.harness.results import EvalPoint, TrialResult
 
 EXIT_MISMATCH = 4
 SCORE_TOLERANCE = 1e-4
@@ -135,9 +135,9 @@ def _scores_table(comparison: pd.DataFrame, title: str) -> Table:
 
 
 def _rescore_snapshot(store, snapshot_id: int) -> pd.DataFrame:
-    from leaderboard.reproduction import snapshot_settings
-    from leaderboard.snapshots import NoSnapshotError, load_snapshot
-    from scoring.report import score_trials
+    from optarena.leaderboard.reproduction import snapshot_settings
+    from optarena.leaderboard.snapshots import NoSnapshotError, load_snapshot
+    from optarena.scoring.report import score_trials
 
     try:
         snapshot = load_snapshot(store, snapshot_id)
@@ -150,8 +150,8 @@ def _rescore_snapshot(store, snapshot_id: int) -> pd.DataFrame:
 
 
 def _rescore_times(times_path: str, scores_path: str | None) -> pd.DataFrame | None:
-    from harness.cli_score import read_times_file
-    from scoring.report import score_times_table
+    from optarena.harness.cli_score import read_times_file
+    from optarena.scoring.report import score_times_table
 
     times = read_times_file(times_path)
     try:
@@ -238,7 +238,7 @@ def _reference(trial: Mapping[str, Any]) -> str:
 
 def _spec_for(trial_id: int, trial: Mapping[str, Any]) -> TrialSpec:
     """The trial as recorded, or BadInput-free mismatch text when it cannot be re-run."""
-    from harness.benchmark import Ruleset, TrialSpec
+    from optarena.harness.benchmark import Ruleset, TrialSpec
 
     stored_spec = hashlib.sha256(json.dumps(trial["spec"], sort_keys=True).encode()).hexdigest()
     return TrialSpec(
@@ -260,8 +260,8 @@ def _spec_for(trial_id: int, trial: Mapping[str, Any]) -> TrialSpec:
 
 def _installed_mismatch(spec: TrialSpec) -> str | None:
     """Why the installed submission or workload is not what the trial ran, if it is not."""
-    from submissions import loader
-    from workloads import registry
+    from optarena.submissions import loader
+    from optarena.workloads import registry
 
     try:
         loaded = loader.load(spec.submission)
@@ -315,7 +315,7 @@ def _chosen_trials(args: argparse.Namespace, store) -> list[int]:
             raise BadInput("--trials names no trial")
         return ids
     if args.snapshot is not None:
-        from leaderboard.snapshots import NoSnapshotError, load_snapshot
+        from optarena.leaderboard.snapshots import NoSnapshotError, load_snapshot
 
         try:
             return [int(i) for i in load_snapshot(store, args.snapshot).trials["trial_id"]]
@@ -374,7 +374,7 @@ def _trials_table(checks: Sequence[TrialCheck]) -> Table:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    from harness.executors import InProcessExecutor, SpecMismatch
+    from optarena.harness.executors import InProcessExecutor, SpecMismatch
 
     store = _open_store(args.db, create=False)
     ids = _chosen_trials(args, store)
@@ -396,7 +396,7 @@ def _rerun(args: argparse.Namespace) -> int:
     if args.executor == "in-process":
         executor = InProcessExecutor(data_dir)
     else:
-        from harness.executors import ChildProcessExecutor
+        from optarena.harness.executors import ChildProcessExecutor
 
         executor = ChildProcessExecutor(data_dir)
     checks = []

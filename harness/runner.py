@@ -28,10 +28,10 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from harness.results import EvalPoint, TrialResult, TrialStatus
-from submissions.api import Hparams, Submission, WorkloadInfo
-from workloads import data
-from workloads.base import Arrays, Workload
+from optarena.harness.results import EvalPoint, TrialResult, TrialStatus
+from optarena.submissions.api import Hparams, Submission, WorkloadInfo
+from optarena.workloads import data
+from optarena.workloads.base import Arrays, Workload
 
 Clock = Callable[[], float]
 DATA_AXIS = "data"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from leaderboard import plots
-from leaderboard.snapshots import Snapshot
-from leaderboard.tables import MARK_LEGEND, format_cell, format_score, stability_line
+from optarena.leaderboard import plots
+from optarena.leaderboard.snapshots import Snapshot
+from optarena.leaderboard.tables import MARK_LEGEND, format_cell, format_score, stability_line
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; background: #fff; }

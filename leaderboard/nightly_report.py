@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
-from scoring.night_comparison import Comparison
+from optarena.scoring.night_comparison import Comparison
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -19,8 +19,8 @@ from sqlalchemy import JSON, DateTime, Float, ForeignKey, String, Text, inspect,
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from leaderboard.models import Base, TrialRow
-from leaderboard.store import Store, StoreError
+from optarena.leaderboard.models import Base, TrialRow
+from optarena.leaderboard.store import Store, StoreError
 
 
 class NightlyRunRow(Base):

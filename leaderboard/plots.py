@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from scoring.profiles import rho, taus
+from optarena.scoring.profiles import rho, taus
 
 
 def _plain(text: str) -> str:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
-from leaderboard.snapshot_models import SnapshotRow
-from leaderboard.store import Store
-from scoring.report import Settings
+from optarena.leaderboard.snapshot_models import SnapshotRow
+from optarena.leaderboard.store import Store
+from optarena.scoring.report import Settings
 
 
 def snapshot_settings(store: Store, snapshot_id: int) -> Settings:

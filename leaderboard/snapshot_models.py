@@ -11,7 +11,7 @@ import datetime as dt
 from sqlalchemy import DateTime, Float, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from leaderboard.models import Base
+from optarena.leaderboard.models import Base
 
 
 class SnapshotRow(Base):

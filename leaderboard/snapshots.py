@@ -18,8 +18,8 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from leaderboard.models import EvalPointRow, TrialRow, WorkloadRow
-from leaderboard.snapshot_models import (
+from optarena.leaderboard.models import EvalPointRow, TrialRow, WorkloadRow
+from optarena.leaderboard.snapshot_models import (
     SNAPSHOT_TABLES,
     SnapshotPairRow,
     SnapshotRow,
@@ -28,9 +28,9 @@ from leaderboard.snapshot_models import (
     SnapshotTrialRow,
     SnapshotWorkloadRow,
 )
-from leaderboard.store import Store, StoreError
-from scoring.profiles import Mark
-from scoring.report import Report, Settings, score_trials
+from optarena.leaderboard.store import Store, StoreError
+from optarena.scoring.profiles import Mark
+from optarena.scoring.report import Report, Settings, score_trials
 
 INPUT_COLUMNS = (
     "trial_id",

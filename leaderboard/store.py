@@ -21,8 +21,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from harness.results import EvalPoint, TrialResult
-from leaderboard.models import (
+from optarena.harness.results import EvalPoint, TrialResult
+from optarena.leaderboard.models import (
     Base,
     BenchmarkTrialRow,
     EvalPointRow,
@@ -30,7 +30,7 @@ from leaderboard.models import (
     TrialRow,
     WorkloadRow,
 )
-from workloads.spec import WorkloadSpec
+from optarena.workloads.spec import WorkloadSpec
 
 DB_ENV = "OPTARENA_DB"
 DEFAULT_DB_FILE = "optarena.db"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from scoring.profiles import GROUP_KEYS, TIME
+from optarena.scoring.profiles import GROUP_KEYS, TIME
 
 STUDY_KEYS = (*GROUP_KEYS, "study")
 

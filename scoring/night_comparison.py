@@ -25,8 +25,8 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
-from scoring.aggregate import study_times
-from scoring.profiles import TIME
+from optarena.scoring.aggregate import study_times
+from optarena.scoring.profiles import TIME
 
 STEPS = "steps_to_target"
 CELL_KEYS = ["ruleset", "submission", "workload"]

@@ -12,10 +12,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from scoring import stability, uncertainty
-from scoring.aggregate import STUDY_KEYS, flops_to_target, study_times, workload_times
-from scoring.profiles import TIME, score_times
-from scoring.times_table import STUDY
+from optarena.scoring import stability, uncertainty
+from optarena.scoring.aggregate import STUDY_KEYS, flops_to_target, study_times, workload_times
+from optarena.scoring.profiles import TIME, score_times
+from optarena.scoring.times_table import STUDY
 
 STEPS = "steps_to_target"
 FLOPS = "flops_to_target"

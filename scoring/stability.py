@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
-from scoring.profiles import TIME, ranks, score_times
+from optarena.scoring.profiles import TIME, ranks, score_times
 
 
 def ordering(scores: pd.DataFrame) -> str:

@@ -12,7 +12,7 @@ import math
 
 import pandas as pd
 
-from scoring.profiles import GROUP_KEYS, TIME
+from optarena.scoring.profiles import GROUP_KEYS, TIME
 
 REQUIRED_COLUMNS = (*GROUP_KEYS, TIME)
 STUDY = "study"

@@ -17,8 +17,8 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from scoring.aggregate import STUDY_KEYS
-from scoring.profiles import TIME, Layout, score_array
+from optarena.scoring.aggregate import STUDY_KEYS
+from optarena.scoring.profiles import TIME, Layout, score_array
 
 DEFAULT_REPLICATES = 1000
 DEFAULT_LEVEL = 0.95

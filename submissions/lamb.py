@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import optax
 
-from submissions.api import Hparams, Submission, WorkloadInfo
+from optarena.submissions.api import Hparams, Submission, WorkloadInfo
 
 SEARCH_SPACE = {
     "learning_rate": {"min": 1e-3, "max": 1e-1, "scaling": "log"},

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import optax
 
-from submissions.api import Hparams, Submission, WorkloadInfo
+from optarena.submissions.api import Hparams, Submission, WorkloadInfo
 
 SEARCH_SPACE = {
     "learning_rate": {"min": 3e-5, "max": 3e-3, "scaling": "log"},

@@ -15,22 +15,22 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from submissions.api import Submission
+from optarena.submissions.api import Submission
 
 ENTRY_POINT_GROUP = "optarena.submissions"
 
 _BUILTIN: tuple[tuple[str, str], ...] = (
-    ("sgd_momentum", "submissions.sgd_momentum"),
-    ("sgd_nesterov", "submissions.sgd_nesterov"),
-    ("adam", "submissions.adam"),
-    ("adamw", "submissions.adamw"),
-    ("nadamw", "submissions.nadamw"),
-    ("schedule_free_adamw", "submissions.schedule_free_adamw"),
-    ("muon", "submissions.muon"),
-    ("shampoo", "submissions.shampoo"),
-    ("prodigy", "submissions.prodigy"),
-    ("lion", "submissions.lion"),
-    ("lamb", "submissions.lamb"),
+    ("sgd_momentum", "optarena.submissions.sgd_momentum"),
+    ("sgd_nesterov", "optarena.submissions.sgd_nesterov"),
+    ("adam", "optarena.submissions.adam"),
+    ("adamw", "optarena.submissions.adamw"),
+    ("nadamw", "optarena.submissions.nadamw"),
+    ("schedule_free_adamw", "optarena.submissions.schedule_free_adamw"),
+    ("muon", "optarena.submissions.muon"),
+    ("shampoo", "optarena.submissions.shampoo"),
+    ("prodigy", "optarena.submissions.prodigy"),
+    ("lion", "optarena.submissions.lion"),
+    ("lamb", "optarena.submissions.lamb"),
 )
 
 

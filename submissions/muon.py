@@ -15,7 +15,7 @@ import jax
 import optax
 import optax.contrib
 
-from submissions.api import Hparams, Submission, WorkloadInfo
+from optarena.submissions.api import Hparams, Submission, WorkloadInfo
 
 SEARCH_SPACE = {
     "learning_rate": {"min": 3e-3, "max": 1e-1, "scaling": "log"},

@@ -11,7 +11,7 @@ from __future__ import annotations
 import optax
 import optax.contrib
 
-from submissions.api import Hparams, Submission, WorkloadInfo
+from optarena.submissions.api import Hparams, Submission, WorkloadInfo
 
 WARMUP_FACTOR = 0.05
 WEIGHT_DECAY = 0.0

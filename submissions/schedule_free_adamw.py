@@ -14,7 +14,7 @@ from typing import Any
 import optax
 import optax.contrib
 
-from submissions.api import Hparams, Submission, WorkloadInfo
+from optarena.submissions.api import Hparams, Submission, WorkloadInfo
 
 SEARCH_SPACE = {
     "learning_rate": {"min": 5e-4, "max": 2e-2, "scaling": "log"},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import optax
 
-from submissions.api import Hparams, Submission, WorkloadInfo
+from optarena.submissions.api import Hparams, Submission, WorkloadInfo
 
 SEARCH_SPACE = {
     "learning_rate": {"min": 1e-2, "max": 1.0, "scaling": "log"},

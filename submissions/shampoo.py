@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from submissions.api import Hparams, Submission, WorkloadInfo
+from optarena.submissions.api import Hparams, Submission, WorkloadInfo
 
 
 class KroneckerFactors(NamedTuple):

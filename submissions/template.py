@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import optax
 
-from submissions.api import Hparams, Submission, WorkloadInfo
+from optarena.submissions.api import Hparams, Submission, WorkloadInfo
 
 # External tuning draws points from this space (AlgoPerf's form): log scale for learning
 # rates and weight decay, ``1 - beta`` on a log scale, a few feasible points for the rest.

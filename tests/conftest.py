@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from workloads import data
+from optarena.workloads import data
 
 
 class FakeClock:

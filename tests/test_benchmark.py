@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import benchmark, cli, executors
-from harness.benchmark import BenchmarkConfig, PlanError, Ruleset
-from leaderboard.store import Store
-from submissions import loader
-from workloads import registry
+from optarena.harness import benchmark, cli, executors
+from optarena.harness.benchmark import BenchmarkConfig, PlanError, Ruleset
+from optarena.leaderboard.store import Store
+from optarena.submissions import loader
+from optarena.workloads import registry
 
 
 def _plan(ruleset, reference="nadamw", workloads=("digits_mlp",), **overrides):
@@ -93,7 +93,7 @@ def _write(tmp_path: Path, name: str, body: str) -> str:
 
 FIXED_LIST = """
     import optax
-    from submissions.api import Submission
+    from optarena.submissions.api import Submission
 
     SUBMISSION = Submission(
         name="fixed",
@@ -152,7 +152,7 @@ def _benchmark(capsys, db: str, data_dir: str, *options: str) -> tuple[int, str,
 
 NO_SELF_TUNING = """
     import optax
-    from submissions.api import Submission
+    from optarena.submissions.api import Submission
 
     def make_optimizer(hparams, info):
         return optax.sgd(hparams["learning_rate"])
@@ -282,7 +282,7 @@ BROKEN = """
     import time
 
     import optax
-    from submissions.api import Submission
+    from optarena.submissions.api import Submission
 
     def _broken_update(mode):
         def update(updates, state, params=None):

@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from harness import cli
-from leaderboard.store import Store
-from workloads.data import DATA_DIR_ENV
+from optarena.harness import cli
+from optarena.leaderboard.store import Store
+from optarena.workloads.data import DATA_DIR_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "OPTARENA_TEST_BENCHMARK_LOG"
@@ -60,7 +60,7 @@ def _results(db: str) -> dict[tuple, tuple]:
 def _start(db: str, data_dir: str, executor: str, log: Path) -> subprocess.Popen:
     with log.open("a") as stream:
         return subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", *BENCHMARK, "--db", db, "--executor", executor],
+            [sys.executable, "-m", "optarena", *BENCHMARK, "--db", db, "--executor", executor],
             cwd=ROOT,
             stdout=stream,
             stderr=stream,

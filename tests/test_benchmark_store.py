@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy
 from test_store import NOW, PROVENANCE, SPEC, SUBMISSION, _add, _result
 
-from harness.results import TrialResult, TrialStatus
-from leaderboard.models import Base, BenchmarkTrialRow
-from leaderboard.store import BENCHMARK_COLUMNS, BenchmarkIdentity, Store
+from optarena.harness.results import TrialResult, TrialStatus
+from optarena.leaderboard.models import Base, BenchmarkTrialRow
+from optarena.leaderboard.store import BENCHMARK_COLUMNS, BenchmarkIdentity, Store
 
 VARIANT = dataclasses.replace(SPEC, name="toy_variant", base="toy", validation_target=0.2)
 

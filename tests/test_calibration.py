@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from harness import calibration, runner
-from harness.calibration import CalibrationError, CalibrationPlan, RunSummary
-from submissions import loader
-from workloads import registry
-from workloads.spec import MetricMode, WorkloadSpec
+from optarena.harness import calibration, runner
+from optarena.harness.calibration import CalibrationError, CalibrationPlan, RunSummary
+from optarena.submissions import loader
+from optarena.workloads import registry
+from optarena.workloads.spec import MetricMode, WorkloadSpec
 
 SPEC = WorkloadSpec(
     name="synthetic",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import check, cli
-from submissions import loader
+from optarena.harness import check, cli
+from optarena.submissions import loader
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "submissions" / "template.py"
 
@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from submissions.api import Submission
+from optarena.submissions.api import Submission
 """
 
 SGD = "optax.sgd(0.1)"

@@ -12,9 +12,9 @@ import textwrap
 
 import pytest
 
-from harness import calibration, cli
-from submissions import loader
-from workloads import registry
+from optarena.harness import calibration, cli
+from optarena.submissions import loader
+from optarena.workloads import registry
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -74,7 +74,7 @@ def test_run_reaches_target_and_stores_trial_with_eval_points_and_provenance(
     assert row["id"] == result["trial_id"] and row["status"] == "reached"
     assert math.isclose(row["time_to_target_sec"], result["time_to_target_sec"])
 
-    from leaderboard.store import Store
+    from optarena.leaderboard.store import Store
 
     store = Store(db)
     stored = store.trial(result["trial_id"])
@@ -107,7 +107,7 @@ def test_run_reaches_target_and_stores_trial_with_eval_points_and_provenance(
 
 BROKEN_FACTORY = textwrap.dedent(
     """
-    from submissions.api import Submission
+    from optarena.submissions.api import Submission
 
     def make_optimizer(hparams, info):
         raise RuntimeError("boom")
@@ -120,7 +120,7 @@ BROKEN_FACTORY = textwrap.dedent(
 BROKEN_UPDATE = textwrap.dedent(
     """
     import optax
-    from submissions.api import Submission
+    from optarena.submissions.api import Submission
 
     def update(updates, state, params=None):
         raise ValueError("update cannot run")
@@ -186,7 +186,7 @@ def test_argument_errors_exit_2(capsys):
 
 def test_installed_console_script_runs_a_trial(tmp_path, data_dir):
     executable = shutil.which("optarena")
-    command = [executable] if executable else [sys.executable, "-m", "harness.cli"]
+    command = [executable] if executable else [sys.executable, "-m", "optarena"]
     db = f"sqlite:///{tmp_path / 'script.db'}"
     completed = subprocess.run(
         [
@@ -239,8 +239,8 @@ def test_version(capsys):
 def test_quickstart_runs_the_quick_suite_and_stores_every_trial(
     capsys, tmp_path, data_dir, monkeypatch
 ):
-    from leaderboard.store import Store
-    from workloads import suites
+    from optarena.leaderboard.store import Store
+    from optarena.workloads import suites
 
     # Two built-ins stand for all of them: the trials themselves are tested per submission in
     # test_conformance.py; here, that quickstart runs and stores every built-in it is given.

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import cli
-from scoring.times_table import TimesTableError, validate_times
+from optarena.harness import cli
+from optarena.scoring.times_table import TimesTableError, validate_times
 
 ROOT = Path(__file__).resolve().parent.parent
 ALGOPERF_V06 = ROOT.parent / "shared" / "data" / "algoperf_v06"

@@ -23,11 +23,11 @@ import optax
 import pytest
 import tensorflow_datasets as tfds
 
-from harness import runner
-from harness.results import TrialStatus
-from submissions import loader
-from workloads import data, registry, suites
-from workloads.spec import MetricMode, WorkloadSpec
+from optarena.harness import runner
+from optarena.harness.results import TrialStatus
+from optarena.submissions import loader
+from optarena.workloads import data, registry, suites
+from optarena.workloads.spec import MetricMode, WorkloadSpec
 
 WORKLOADS = registry.names()
 SUBMISSIONS = loader.builtin_names()
@@ -342,7 +342,7 @@ def test_held_out_splits_are_disjoint_from_train(name, splits):
 
 def assert_catalog_splits_disjoint(name: str) -> None:
     """The TFDS split strings of a catalog workload select non-overlapping example ranges."""
-    module = importlib.import_module(f"workloads.{name}")
+    module = importlib.import_module(f"optarena.workloads.{name}")
     sizes = {
         split: tfds.core.SplitInfo(name=split, shard_lengths=[10_000], num_bytes=0)
         for split in ("train", "test")

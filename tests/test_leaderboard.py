@@ -17,14 +17,14 @@ import pandas as pd
 import pytest
 import sqlalchemy
 
-from harness import cli
-from harness.results import EvalPoint, TrialResult, TrialStatus
-from leaderboard import snapshots
-from leaderboard.models import Base
-from leaderboard.snapshot_models import SNAPSHOT_TABLES
-from leaderboard.store import Provenance, Store, TrialSubmissionInfo
-from scoring.report import Settings, score_trials
-from workloads.spec import MetricMode, WorkloadSpec
+from optarena.harness import cli
+from optarena.harness.results import EvalPoint, TrialResult, TrialStatus
+from optarena.leaderboard import snapshots
+from optarena.leaderboard.models import Base
+from optarena.leaderboard.snapshot_models import SNAPSHOT_TABLES
+from optarena.leaderboard.store import Provenance, Store, TrialSubmissionInfo
+from optarena.scoring.report import Settings, score_trials
+from optarena.workloads.spec import MetricMode, WorkloadSpec
 
 HOSTILE = "<script>alert(1)</script>"
 BASE = WorkloadSpec(

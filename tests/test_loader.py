@@ -11,8 +11,8 @@ from pathlib import Path
 import optax
 import pytest
 
-from submissions import loader
-from submissions.api import Submission, WorkloadInfo
+from optarena.submissions import loader
+from optarena.submissions.api import Submission, WorkloadInfo
 
 INFO = WorkloadInfo(
     step_hint=100, budget_sec=10.0, batch_size=8, num_train_examples=64, num_devices=1
@@ -24,7 +24,7 @@ def submission_source(name: str, body: str = "", learning_rate: str = "0.1") -> 
         f"""
         import optax
 
-        from submissions.api import Submission
+        from optarena.submissions.api import Submission
         {body}
 
         def make_optimizer(hparams, info):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from workloads import data
+from optarena.workloads import data
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_DEVICES = 2
@@ -26,10 +26,10 @@ SCRIPT = textwrap.dedent(
     import jax
     import optax
 
-    from harness import runner
-    from submissions import loader
-    from submissions.api import Submission
-    from workloads import data, registry
+    from optarena.harness import runner
+    from optarena.submissions import loader
+    from optarena.submissions.api import Submission
+    from optarena.workloads import data, registry
 
     assert jax.device_count() == {NUM_DEVICES}, jax.devices()
     data_dir = data.default_data_dir()
@@ -147,7 +147,7 @@ def test_batch_not_divisible_by_devices_is_a_clear_error(two_device_run, case):
 ODD_BATCH_SUBMISSION = textwrap.dedent(
     """
     import optax
-    from submissions.api import Submission
+    from optarena.submissions.api import Submission
 
     SUBMISSION = Submission(
         name="odd_batch",
@@ -161,7 +161,7 @@ ODD_BATCH_SUBMISSION = textwrap.dedent(
 def test_command_line_runs_on_two_devices_and_rejects_odd_batches(data_dir, tmp_path):
     env = two_device_env(data_dir)
     db = f"sqlite:///{tmp_path / 'two.db'}"
-    command = [sys.executable, "-m", "harness.cli", "run", "--workload", "digits_mlp"]
+    command = [sys.executable, "-m", "optarena", "run", "--workload", "digits_mlp"]
     ok = subprocess.run(
         [*command, "--submission", "nadamw", "--max-steps", "20", "--db", db, "--json"],
         cwd=REPO,

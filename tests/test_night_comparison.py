@@ -8,9 +8,9 @@ import math
 import pandas as pd
 import pytest
 
-from scoring import night_comparison
-from scoring.night_comparison import Verdict
-from scoring.report import Settings, score_trials
+from optarena.scoring import night_comparison
+from optarena.scoring.night_comparison import Verdict
+from optarena.scoring.report import Settings, score_trials
 
 WORKLOADS = ("w1", "w2")
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, nightly_config
-from harness.nightly_command import EXIT_REGRESSION
+from optarena.harness import cli, nightly_config
+from optarena.harness.nightly_command import EXIT_REGRESSION
 
 VARIANT = '''"""NAdamW with its learning rate scaled: a test submission."""
 
-from submissions.api import Submission
-from submissions.nadamw import DEFAULT_HPARAMS, make_optimizer as nadamw
+from optarena.submissions.api import Submission
+from optarena.submissions.nadamw import DEFAULT_HPARAMS, make_optimizer as nadamw
 
 LR_SCALE = 1.0
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli
-from submissions import loader
+from optarena.harness import cli
+from optarena.submissions import loader
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "submissions" / "template.py"
@@ -94,7 +94,7 @@ def installed_plugin(tmp_path_factory):
 def test_installed_plugin_is_listed_with_origin_and_hash(installed_plugin):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed_plugin["site"]), str(REPO)])}
     listing = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "submissions", "--json"],
+        [sys.executable, "-m", "optarena", "submissions", "--json"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -110,7 +110,7 @@ def test_installed_plugin_is_listed_with_origin_and_hash(installed_plugin):
     assert row["source_sha256"] == loader.load(str(installed_plugin["source"])).source_sha256
     # Without the plugin on the path, it is not listed.
     plain = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "submissions", "--json"],
+        [sys.executable, "-m", "optarena", "submissions", "--json"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -123,7 +123,7 @@ def test_installed_plugin_is_listed_with_origin_and_hash(installed_plugin):
 def test_installed_plugin_passes_check_and_runs_a_stored_trial(
     installed_plugin, monkeypatch, capsys, tmp_path, data_dir
 ):
-    from leaderboard.store import Store
+    from optarena.leaderboard.store import Store
 
     monkeypatch.syspath_prepend(str(installed_plugin["site"]))
     importlib.invalidate_caches()

@@ -11,11 +11,11 @@ import optax
 import pytest
 from jax.experimental import io_callback
 
-from harness import runner
-from harness.results import TrialStatus
-from submissions.api import Submission
-from workloads import registry
-from workloads.spec import MetricMode
+from optarena.harness import runner
+from optarena.harness.results import TrialStatus
+from optarena.submissions.api import Submission
+from optarena.workloads import registry
+from optarena.workloads.spec import MetricMode
 
 WORKLOAD_NAME = "digits_mlp"
 CADENCE = 10

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scoring import aggregate, profiles
-from scoring.profiles import Mark, score_times
+from optarena.scoring import aggregate, profiles
+from optarena.scoring.profiles import Mark, score_times
 
 INF = math.inf
 TAUS = np.linspace(1.0, 4.0, 100)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scoring import report, stability, uncertainty
-from scoring.profiles import score_times
+from optarena.scoring import report, stability, uncertainty
+from optarena.scoring.profiles import score_times
 
 INF = math.inf
 TAUS = np.linspace(1.0, 4.0, 100)

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from submissions import search_space
-from submissions.nadamw import SEARCH_SPACE as NADAMW_SPACE
+from optarena.submissions import search_space
+from optarena.submissions.nadamw import SEARCH_SPACE as NADAMW_SPACE
 
 SPACE = {
     "learning_rate": {"min": 1e-4, "max": 1e-1, "scaling": "log"},

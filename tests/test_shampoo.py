@@ -8,7 +8,7 @@ import optax
 import pytest
 import scipy.linalg
 
-from submissions import shampoo
+from optarena.submissions import shampoo
 
 BETA2 = 0.9
 EPS = 1e-3

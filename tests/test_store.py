@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from harness.results import EvalPoint, TrialResult, TrialStatus
-from leaderboard.store import Provenance, Store, StoreError, TrialSubmissionInfo
-from workloads.spec import MetricMode, WorkloadSpec
+from optarena.harness.results import EvalPoint, TrialResult, TrialStatus
+from optarena.leaderboard.store import Provenance, Store, StoreError, TrialSubmissionInfo
+from optarena.workloads.spec import MetricMode, WorkloadSpec
 
 SPEC = WorkloadSpec(
     name="toy",
@@ -205,8 +205,8 @@ WRITER = """
 import dataclasses, datetime as dt, sys
 sys.path.insert(0, {tests!r})
 from test_store import PROVENANCE, SPEC, SUBMISSION, _result
-from harness.results import EvalPoint
-from leaderboard.store import Store
+from optarena.harness.results import EvalPoint
+from optarena.leaderboard.store import Store
 
 points = tuple(
     EvalPoint(step=i, examples=i, timed_sec=float(i), train_loss=1.0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workloads import registry, suites
+from optarena.workloads import registry, suites
 
 
 def test_every_suite_names_registered_workloads():

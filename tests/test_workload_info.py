@@ -15,9 +15,9 @@ import jax
 import numpy as np
 import optax
 
-from harness import runner
-from submissions.api import Submission, WorkloadInfo
-from workloads import registry
+from optarena.harness import runner
+from optarena.submissions.api import Submission, WorkloadInfo
+from optarena.workloads import registry
 
 WORKLOAD = "digits_mlp"
 ALLOWED_INFO = {"step_hint", "budget_sec", "batch_size", "num_train_examples", "num_devices"}

@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from workloads.spec import WorkloadSpec
+from optarena.workloads.spec import WorkloadSpec
 
 Params = Any
 ModelState = Any

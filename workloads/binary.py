@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from workloads import data
-from workloads.base import Arrays, Batch, ModelState, Params, Workload
-from workloads.spec import WorkloadSpec
+from optarena.workloads import data
+from optarena.workloads.base import Arrays, Batch, ModelState, Params, Workload
+from optarena.workloads.spec import WorkloadSpec
 
 
 def make_binary_workload(

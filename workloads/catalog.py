@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from workloads import data
-from workloads.base import Arrays
+from optarena.workloads import data
+from optarena.workloads.base import Arrays
 
 TRAIN_TEST_SPLITS = {"train": "train[:84%]", "validation": "train[84%:]", "test": "test"}
 """For catalog datasets with only train and test: validation is the last 16% of train."""

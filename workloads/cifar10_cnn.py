@@ -11,10 +11,10 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from workloads.base import Workload
-from workloads.catalog import TRAIN_TEST_SPLITS, split_loader
-from workloads.classification import make_classification_workload
-from workloads.spec import MetricMode, WorkloadSpec
+from optarena.workloads.base import Workload
+from optarena.workloads.catalog import TRAIN_TEST_SPLITS, split_loader
+from optarena.workloads.classification import make_classification_workload
+from optarena.workloads.spec import MetricMode, WorkloadSpec
 
 SPLITS = TRAIN_TEST_SPLITS
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from workloads.base import Workload
-from workloads.binary import make_binary_workload
-from workloads.datasets.clicks import NUM_BUCKETS, NUM_DENSE, NUM_FIELDS, OptarenaClicks
-from workloads.spec import MetricMode, WorkloadSpec
+from optarena.workloads.base import Workload
+from optarena.workloads.binary import make_binary_workload
+from optarena.workloads.datasets.clicks import NUM_BUCKETS, NUM_DENSE, NUM_FIELDS, OptarenaClicks
+from optarena.workloads.spec import MetricMode, WorkloadSpec
 
 SPEC = WorkloadSpec(
     name="click_dlrm",

@@ -10,7 +10,7 @@ import dataclasses
 
 import flax.linen as nn
 
-from workloads import click_dlrm as base
+from optarena.workloads import click_dlrm as base
 
 SPEC = dataclasses.replace(
     base.SPEC,

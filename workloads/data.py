@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workloads.base import Arrays
+from optarena.workloads.base import Arrays
 
 DATA_DIR_ENV = "OPTARENA_DATA_DIR"
 SPLITS = ("train", "validation", "test")

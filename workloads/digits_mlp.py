@@ -10,10 +10,10 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax
 
-from workloads.base import Workload
-from workloads.classification import make_classification_workload
-from workloads.datasets.digits import OptarenaDigits
-from workloads.spec import MetricMode, WorkloadSpec
+from optarena.workloads.base import Workload
+from optarena.workloads.classification import make_classification_workload
+from optarena.workloads.datasets.digits import OptarenaDigits
+from optarena.workloads.spec import MetricMode, WorkloadSpec
 
 SPEC = WorkloadSpec(
     name="digits_mlp",

@@ -10,7 +10,7 @@ import dataclasses
 
 import flax.linen as nn
 
-from workloads import digits_mlp as base
+from optarena.workloads import digits_mlp as base
 
 SPEC = dataclasses.replace(
     base.SPEC,

@@ -14,10 +14,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from workloads.base import Workload
-from workloads.binary import make_binary_workload
-from workloads.datasets.graphs import MAX_NODES, NUM_TASKS, NUM_TYPES, OptarenaGraphs
-from workloads.spec import MetricMode, WorkloadSpec
+from optarena.workloads.base import Workload
+from optarena.workloads.binary import make_binary_workload
+from optarena.workloads.datasets.graphs import MAX_NODES, NUM_TASKS, NUM_TYPES, OptarenaGraphs
+from optarena.workloads.spec import MetricMode, WorkloadSpec
 
 SPEC = WorkloadSpec(
     name="graphs_gin",

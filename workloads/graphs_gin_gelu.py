@@ -10,7 +10,7 @@ import dataclasses
 
 import flax.linen as nn
 
-from workloads import graphs_gin as base
+from optarena.workloads import graphs_gin as base
 
 SPEC = dataclasses.replace(
     base.SPEC,

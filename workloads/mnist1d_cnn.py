@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import flax.linen as nn
 
-from workloads.base import Workload
-from workloads.classification import make_classification_workload
-from workloads.datasets.mnist1d import SEQUENCE_LENGTH, OptarenaMnist1d
-from workloads.spec import MetricMode, WorkloadSpec
+from optarena.workloads.base import Workload
+from optarena.workloads.classification import make_classification_workload
+from optarena.workloads.datasets.mnist1d import SEQUENCE_LENGTH, OptarenaMnist1d
+from optarena.workloads.spec import MetricMode, WorkloadSpec
 
 SPEC = WorkloadSpec(
     name="mnist1d_cnn",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from workloads import mnist1d_cnn as base
+from optarena.workloads import mnist1d_cnn as base
 
 SPEC = dataclasses.replace(
     base.SPEC,

@@ -12,15 +12,15 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from workloads.base import Workload
-from workloads.classification import make_classification_workload
-from workloads.datasets.modular import (
+from optarena.workloads.base import Workload
+from optarena.workloads.classification import make_classification_workload
+from optarena.workloads.datasets.modular import (
     MODULUS,
     SEQUENCE_LENGTH,
     VOCAB_SIZE,
     OptarenaModularAddition,
 )
-from workloads.spec import MetricMode, WorkloadSpec
+from optarena.workloads.spec import MetricMode, WorkloadSpec
 
 SPEC = WorkloadSpec(
     name="modular_transformer",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from workloads import modular_transformer as base
+from optarena.workloads import modular_transformer as base
 
 SPEC = dataclasses.replace(
     base.SPEC,

@@ -8,9 +8,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from workloads import data
-from workloads.base import Arrays, Batch, ModelState, Params, Workload
-from workloads.spec import WorkloadSpec
+from optarena.workloads import data
+from optarena.workloads.base import Arrays, Batch, ModelState, Params, Workload
+from optarena.workloads.spec import WorkloadSpec
 
 PEAK = 1.0
 """Signal peak for PSNR: images live in [0, 1]."""

@@ -11,23 +11,23 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from workloads.base import Workload
+    from optarena.workloads.base import Workload
 
 _BUILTIN: tuple[tuple[str, str], ...] = (
-    ("digits_mlp", "workloads.digits_mlp"),
-    ("mnist1d_cnn", "workloads.mnist1d_cnn"),
-    ("modular_transformer", "workloads.modular_transformer"),
-    ("shapes_unet", "workloads.shapes_unet"),
-    ("click_dlrm", "workloads.click_dlrm"),
-    ("graphs_gin", "workloads.graphs_gin"),
-    ("digits_mlp_tanh", "workloads.digits_mlp_tanh"),
-    ("mnist1d_cnn_batchnorm", "workloads.mnist1d_cnn_batchnorm"),
-    ("modular_transformer_attention_temp", "workloads.modular_transformer_attention_temp"),
-    ("shapes_unet_tanh", "workloads.shapes_unet_tanh"),
-    ("click_dlrm_embed_init", "workloads.click_dlrm_embed_init"),
-    ("graphs_gin_gelu", "workloads.graphs_gin_gelu"),
-    ("mnist_cnn", "workloads.mnist_cnn"),
-    ("cifar10_cnn", "workloads.cifar10_cnn"),
+    ("digits_mlp", "optarena.workloads.digits_mlp"),
+    ("mnist1d_cnn", "optarena.workloads.mnist1d_cnn"),
+    ("modular_transformer", "optarena.workloads.modular_transformer"),
+    ("shapes_unet", "optarena.workloads.shapes_unet"),
+    ("click_dlrm", "optarena.workloads.click_dlrm"),
+    ("graphs_gin", "optarena.workloads.graphs_gin"),
+    ("digits_mlp_tanh", "optarena.workloads.digits_mlp_tanh"),
+    ("mnist1d_cnn_batchnorm", "optarena.workloads.mnist1d_cnn_batchnorm"),
+    ("modular_transformer_attention_temp", "optarena.workloads.modular_transformer_attention_temp"),
+    ("shapes_unet_tanh", "optarena.workloads.shapes_unet_tanh"),
+    ("click_dlrm_embed_init", "optarena.workloads.click_dlrm_embed_init"),
+    ("graphs_gin_gelu", "optarena.workloads.graphs_gin_gelu"),
+    ("mnist_cnn", "optarena.workloads.mnist_cnn"),
+    ("cifar10_cnn", "optarena.workloads.cifar10_cnn"),
 )
 
 

@@ -13,10 +13,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from workloads.base import Workload
-from workloads.datasets.shapes import SIZE, OptarenaShapes
-from workloads.reconstruction import make_reconstruction_workload
-from workloads.spec import MetricMode, WorkloadSpec
+from optarena.workloads.base import Workload
+from optarena.workloads.datasets.shapes import SIZE, OptarenaShapes
+from optarena.workloads.reconstruction import make_reconstruction_workload
+from optarena.workloads.spec import MetricMode, WorkloadSpec
 
 SPEC = WorkloadSpec(
     name="shapes_unet",

@@ -10,7 +10,7 @@ import dataclasses
 
 import flax.linen as nn
 
-from workloads import shapes_unet as base
+from optarena.workloads import shapes_unet as base
 
 SPEC = dataclasses.replace(
     base.SPEC,

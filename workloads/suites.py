@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from workloads import registry
+from optarena.workloads import registry
 
 QUICK = ("digits_mlp", "mnist1d_cnn")
 
