@@ -1,14 +1,16 @@
 """Benchmark plans under AlgoPerf's two rulesets: which trials run, with which points and seeds.
 
-A benchmark runs a submission on every workload of a suite: each base workload and one
-held-out variant of it, drawn from the benchmark seed. Under the **external** ruleset each
-study samples its own points from the submission's search space (a scrambled Halton sequence
-seeded per study) and runs one trial per point; under **self-tuning** the submission gets
-``hparams=None`` and a longer budget, one trial per study. Every trial's seed is derived from
-``(benchmark seed, workload, study, trial)``, so a plan is a pure function of its inputs: the
-same command plans the same trials, and a rerun can recognise the ones already stored.
+A benchmark runs a submission on every workload of a suite: each base workload and one held-out
+variant of it, drawn from the benchmark seed; a plan is a list of `Trial`s. Under the
+**external** ruleset each study samples its own points from the submission's search space (a
+scrambled Halton sequence seeded per study) and runs one trial per point; under **self-tuning**
+the submission gets ``hparams=None`` and a longer budget, one trial per study. Every trial's
+seed is derived from ``(benchmark seed, workload, study, trial)``, so a plan is a pure function
+of its inputs: the same command plans the same trials, and a rerun can recognise the ones
+already stored. The main job (`optarena quickstart`) plans the same way with the ``default``
+ruleset: each submission at its default point, one study per seed.
 
-Nothing here runs a trial; executors do (`harness.executors`).
+Nothing here runs a trial; a campaign does (`optarena.harness.campaign`).
 """
 
 from __future__ import annotations
@@ -16,23 +18,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from optarena.errors import UserError
+from optarena.records import BenchmarkPlace, Ruleset, SubmissionRef, Trial, TrialConfig
 from optarena.submissions import search_space
 
 if TYPE_CHECKING:
     from optarena.submissions.loader import LoadedSubmission
-
-
-class Ruleset(StrEnum):
-    """AlgoPerf's two tuning rulesets."""
-
-    EXTERNAL = "external"
-    """Hyperparameters sampled from the submission's search space; several trials per study."""
-    SELF = "self"
-    """No hyperparameters (``make_optimizer(None, info)``), a longer budget, one trial per study."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -49,10 +43,12 @@ DEFAULTS: Mapping[Ruleset, RulesetDefaults] = {
     Ruleset.EXTERNAL: RulesetDefaults(studies=3, trials=5, budget_factor=1.0),
     # AlgoPerf v0.6: 3 studies x 1 trial at 1.5x the budget (v0.5 gave 3x).
     Ruleset.SELF: RulesetDefaults(studies=3, trials=1, budget_factor=1.5),
+    # The main job: three seeds at the default point, the workload's budget.
+    Ruleset.DEFAULT_POINT: RulesetDefaults(studies=3, trials=1, budget_factor=1.0),
 }
 
 
-class PlanError(ValueError):
+class PlanError(UserError, ValueError):
     """A benchmark that cannot be planned (bad input): the message is one line."""
 
 
@@ -90,36 +86,6 @@ class BenchmarkConfig:
         }
         fields.update({k: v for k, v in overrides.items() if v is not None})
         return cls(ruleset=ruleset, **fields)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TrialSpec:
-    """One planned trial, as plain data: everything an executor needs to run it anywhere.
-
-    ``submission`` is the reference that loads the submission (a built-in or plugin name, or
-    an absolute path); the hashes let the executor check that it runs exactly what was planned.
-    """
-
-    submission: str
-    submission_name: str
-    submission_sha256: str
-    workload: str
-    workload_sha256: str
-    ruleset: Ruleset
-    study: int
-    trial: int
-    seed: int
-    benchmark_seed: int
-    hparams: Mapping[str, Any] | None
-    budget_sec: float
-    max_steps: int | None
-
-    @property
-    def label(self) -> str:
-        return (
-            f"{self.submission_name} on {self.workload}, study {self.study} trial {self.trial} "
-            f"(seed {self.seed})"
-        )
 
 
 def derive_seed(*parts: object) -> int:
@@ -168,6 +134,11 @@ def study_points(
     list of fixed points gives its first ``config.trials`` points, AlgoPerf's rule, so a short
     list means fewer trials). Self-tuning gives ``None`` for every trial.
     """
+    if config.ruleset is Ruleset.DEFAULT_POINT:
+        point = loaded.submission.default_hparams
+        if point is None and not loaded.submission.self_tuning:
+            raise PlanError(f"{loaded.name} has no default point and is not self-tuning")
+        return [[point] * config.trials for _ in range(config.studies)]
     if config.ruleset is Ruleset.SELF:
         if not loaded.submission.self_tuning:
             raise PlanError(
@@ -191,11 +162,17 @@ def study_points(
     ]
 
 
-def submission_reference(reference: str) -> str:
-    """A reference that loads the same submission from any working directory."""
-    from optarena.submissions.loader import _is_path
+def submission_ref(loaded: LoadedSubmission, reference: str) -> SubmissionRef:
+    """The identity a trial records of ``loaded``, loaded from ``reference``; a path becomes
+    absolute, so that the trial loads the same file from any working directory."""
+    from optarena.submissions import loader
 
-    return str(Path(reference).resolve()) if _is_path(reference) else reference
+    return SubmissionRef(
+        name=loaded.name,
+        reference=str(Path(reference).resolve()) if loader.is_path(reference) else reference,
+        origin=loaded.origin,
+        source_sha256=loaded.source_sha256,
+    )
 
 
 def benchmark_workloads(bases: Sequence[str], variants: Mapping[str, str]) -> list[str]:
@@ -208,33 +185,43 @@ def benchmark_workloads(bases: Sequence[str], variants: Mapping[str, str]) -> li
     return names
 
 
+def trial_seed_of(config: BenchmarkConfig, workload: str, study: int, trial: int) -> int:
+    """The seed of a planned trial: the main job's studies are its seeds (``seed + study``),
+    the rulesets derive one per trial (see `trial_seed`)."""
+    if config.ruleset is Ruleset.DEFAULT_POINT:
+        return config.seed + study
+    return trial_seed(config.seed, workload, study, trial)
+
+
 def plan(
     loaded: LoadedSubmission, reference: str, workloads: Sequence[str], config: BenchmarkConfig
-) -> list[TrialSpec]:
+) -> list[Trial]:
     """Every trial of the benchmark, workload by workload, study by study, trial by trial."""
     from optarena.workloads import registry
 
     points = study_points(loaded, config)
+    submission = submission_ref(loaded, reference)
     trials = []
     for name in workloads:
         spec = registry.get(name).spec
         for study, study_hparams in enumerate(points):
-            for trial, hparams in enumerate(study_hparams):
+            for index, hparams in enumerate(study_hparams):
                 trials.append(
-                    TrialSpec(
-                        submission=submission_reference(reference),
-                        submission_name=loaded.name,
-                        submission_sha256=loaded.source_sha256,
-                        workload=name,
-                        workload_sha256=spec.sha256(),
-                        ruleset=config.ruleset,
-                        study=study,
-                        trial=trial,
-                        seed=trial_seed(config.seed, name, study, trial),
-                        benchmark_seed=config.seed,
-                        hparams=hparams,
-                        budget_sec=spec.budget_sec * config.budget_factor,
-                        max_steps=config.max_steps,
+                    Trial(
+                        submission=submission,
+                        spec=spec,
+                        config=TrialConfig(
+                            seed=trial_seed_of(config, name, study, index),
+                            hparams=hparams,
+                            budget_sec=spec.budget_sec * config.budget_factor,
+                            max_steps=config.max_steps,
+                        ),
+                        place=BenchmarkPlace(
+                            ruleset=config.ruleset,
+                            study=study,
+                            trial=index,
+                            benchmark_seed=config.seed,
+                        ),
                     )
                 )
     return trials

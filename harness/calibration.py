@@ -41,6 +41,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from optarena.errors import UserError
+from optarena.records import TrialConfig, TrialResult
 from optarena.workloads.spec import MetricMode, WorkloadSpec
 
 MAX_BUDGET_SEC = 60.0
@@ -51,7 +53,7 @@ BAD_LEARNING_RATE_FACTOR = 0.01
 RECORD_DIR = Path(__file__).resolve().parent.parent / "workloads" / "calibration"
 
 
-class CalibrationError(RuntimeError):
+class CalibrationError(UserError, RuntimeError):
     """Calibration cannot derive a sound target or budget (the message says why)."""
 
 
@@ -215,13 +217,22 @@ class CalibrationPlan:
 
     def __post_init__(self) -> None:
         if self.points < 0:
-            raise ValueError(f"points must be non-negative, got {self.points}")
+            raise CalibrationError(f"points must be non-negative, got {self.points}")
         if not self.seeds:
-            raise ValueError("at least one seed is needed")
+            raise CalibrationError("at least one seed is needed")
         if self.finalists <= 0:
-            raise ValueError(f"finalists must be positive, got {self.finalists}")
+            raise CalibrationError(f"finalists must be positive, got {self.finalists}")
         if self.steps is not None and self.steps <= 0:
-            raise ValueError(f"steps must be positive, got {self.steps}")
+            raise CalibrationError(f"steps must be positive, got {self.steps}")
+
+    def command(self, steps: int) -> str:
+        """The command that reruns this plan and writes its record (kept in the record)."""
+        return (
+            f"optarena calibrate {self.workload} --submission {self.submission} "
+            f"--points {self.points} --seeds {','.join(map(str, self.seeds))} "
+            f"--tuning-seed {self.tuning_seed} --finalists {self.finalists} "
+            f"--steps {steps} --write"
+        )
 
 
 RunFn = Callable[[WorkloadSpec, Mapping[str, Any], int, int], RunSummary]
@@ -413,12 +424,62 @@ def trial_runner(workload, submission, data_dir: str) -> RunFn:
     from optarena.harness import runner
 
     def run(spec: WorkloadSpec, hparams: Mapping[str, Any], seed: int, steps: int) -> RunSummary:
-        config = runner.TrialConfig(
-            seed=seed, hparams=dict(hparams), budget_sec=1e9, max_steps=steps
-        )
+        config = TrialConfig(seed=seed, hparams=dict(hparams), budget_sec=1e9, max_steps=steps)
         result = runner.run_trial(
             dataclasses.replace(workload, spec=spec), submission, config, data_dir=data_dir
         )
         return summarize(result, hparams, seed, spec.metric)
 
     return run
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class VerifiedRun:
+    """One rerun of a committed record: the chosen point on a recorded seed (``chosen``), or
+    the point with its learning rate divided by 100, which must miss the target."""
+
+    seed: int
+    chosen: bool
+    result: TrialResult
+
+
+def verify(
+    workload, submission, data_dir: str, on_progress: Callable[[str], None] = lambda _: None
+) -> tuple[list[VerifiedRun], list[str]]:
+    """Rerun ``workload``'s committed record under the real budget: every recorded seed must
+    reach the target at its recorded step and lr / 100 must not reach it within ``step_hint``
+    steps. Returns the runs and every problem found (none: the record reproduces)."""
+    from optarena.harness import runner
+
+    spec = workload.spec
+    record = load_record(spec.name)
+    if record is None:
+        raise CalibrationError(
+            f"{spec.name} has no calibration record; run optarena calibrate --write"
+        )
+    problems = spec_mismatches(spec, record)
+    settings = [(run["seed"], record["chosen_hparams"], True) for run in record["seed_runs"]]
+    bad = record["checks"]["bad_setting"]
+    settings.append((record["plan"]["seeds"][0], bad["hparams"], False))
+    runs = []
+    for seed, hparams, chosen in settings:
+        on_progress(f"verifying {spec.name}, seed {seed}")
+        config = TrialConfig(
+            seed=seed,
+            hparams=hparams,
+            budget_sec=spec.budget_sec,
+            max_steps=None if chosen else spec.step_hint,
+        )
+        result = runner.run_trial(workload, submission, config, data_dir=data_dir)
+        runs.append(VerifiedRun(seed=seed, chosen=chosen, result=result))
+        if result.reached != chosen:
+            verb = "missed" if chosen else "reached"
+            problems.append(f"seed {seed} {verb} the target ({result.reason})")
+        if chosen and result.reached:
+            recorded = next(r for r in record["seed_runs"] if r["seed"] == seed)
+            if result.steps_to_target != recorded["steps_to_target"]:
+                problems.append(
+                    f"seed {seed} took {result.steps_to_target} steps, the record says "
+                    f"{recorded['steps_to_target']}"
+                )
+    return runs, problems

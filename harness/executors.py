@@ -1,8 +1,9 @@
-"""Executors run planned trials and hand back their outcomes; the caller alone stores them.
+"""Executors run planned trials and hand back what they produced; the caller alone stores them.
 
-An `Executor` takes `TrialSpec`s (plain data) and yields a `TrialOutcome` per trial as each
-finishes, so an engine that runs trials elsewhere (a cluster, a queue of machines) can plug in
-behind the same interface. Two are built in:
+An `Executor` takes `Trial`s (plain data) and yields a `FinishedTrial` per trial as each
+finishes (its result, and the provenance of the process that ran it), so an engine that runs
+trials elsewhere (a cluster, a queue of machines) can plug in behind the same interface.
+Two are built in:
 
 - `ChildProcessExecutor` (the default): one trial at a time, each in a child process, so that
   timing is not disturbed by other trials and a crash or a hang is contained. The parent
@@ -27,40 +28,28 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from enum import StrEnum
 from typing import Protocol
 
-from optarena.harness.benchmark import TrialSpec
-from optarena.harness.results import TrialResult, TrialStatus
+from optarena.errors import UserError
+from optarena.harness import provenance
+from optarena.records import FinishedTrial, Provenance, Trial, TrialResult, TrialStatus
 
-OnStart = Callable[[TrialSpec], None]
+OnStart = Callable[[Trial], None]
 
 MAX_REASON_CHARS = 500
 
 
-class SpecMismatch(RuntimeError):
+class SpecMismatch(UserError, RuntimeError):
     """The submission or workload found at run time is not the one the trial was planned with."""
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TrialOutcome:
-    """A finished trial: what was planned, what happened, and when (UTC)."""
-
-    spec: TrialSpec
-    result: TrialResult
-    started_at: dt.datetime
-    finished_at: dt.datetime
-
-    @property
-    def wall_sec(self) -> float:
-        return (self.finished_at - self.started_at).total_seconds()
 
 
 class Executor(Protocol):
     """Runs trials and yields each outcome as it finishes (in any order)."""
 
     def run(
-        self, trials: Iterable[TrialSpec], *, on_start: OnStart | None = None
-    ) -> Iterator[TrialOutcome]:
+        self, trials: Iterable[Trial], *, on_start: OnStart | None = None
+    ) -> Iterator[FinishedTrial]:
         """Run ``trials``; ``on_start`` is called as each one starts."""
         ...
 
@@ -81,7 +70,7 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return False
 
 
-def execute(spec: TrialSpec, data_dir: str) -> TrialResult:
+def execute(trial: Trial, data_dir: str) -> TrialResult:
     """Run one trial in this process; any exception it raises becomes an error or oom result.
 
     Raises `SpecMismatch` (not a trial outcome) when the submission or the workload can no
@@ -91,26 +80,21 @@ def execute(spec: TrialSpec, data_dir: str) -> TrialResult:
     from optarena.submissions import loader
     from optarena.workloads import registry
 
+    planned = trial.submission
     try:
-        loaded = loader.load(spec.submission)
-        workload = registry.get(spec.workload)
+        loaded = loader.load(planned.reference)
+        workload = registry.get(trial.workload)
     except (loader.SubmissionError, registry.UnknownWorkloadError) as error:
         raise SpecMismatch(f"cannot load what the trial was planned with: {error}") from error
-    if loaded.source_sha256 != spec.submission_sha256:
+    if loaded.source_sha256 != planned.source_sha256:
         raise SpecMismatch(
-            f"{spec.submission} changed since the benchmark was planned "
-            f"(sha256 {loaded.source_sha256[:12]}, planned {spec.submission_sha256[:12]})"
+            f"{planned.reference} changed since the benchmark was planned "
+            f"(sha256 {loaded.source_sha256[:12]}, planned {planned.source_sha256[:12]})"
         )
-    if workload.spec.sha256() != spec.workload_sha256:
-        raise SpecMismatch(f"workload {spec.workload} changed since the benchmark was planned")
-    config = runner.TrialConfig(
-        seed=spec.seed,
-        hparams=spec.hparams,
-        budget_sec=spec.budget_sec,
-        max_steps=spec.max_steps,
-    )
+    if workload.spec.sha256() != trial.spec.sha256():
+        raise SpecMismatch(f"workload {trial.workload} changed since the benchmark was planned")
     try:
-        return runner.run_trial(workload, loaded.submission, config, data_dir=data_dir)
+        return runner.run_trial(workload, loaded.submission, trial.config, data_dir=data_dir)
     except Exception as error:
         status = TrialStatus.OOM if _is_out_of_memory(error) else TrialStatus.ERROR
         return TrialResult.failed(status, _reason(error))
@@ -127,14 +111,20 @@ class InProcessExecutor:
         self.data_dir = data_dir
 
     def run(
-        self, trials: Iterable[TrialSpec], *, on_start: OnStart | None = None
-    ) -> Iterator[TrialOutcome]:
-        for spec in trials:
+        self, trials: Iterable[Trial], *, on_start: OnStart | None = None
+    ) -> Iterator[FinishedTrial]:
+        for trial in trials:
             if on_start is not None:
-                on_start(spec)
+                on_start(trial)
             started_at = _now()
-            result = execute(spec, self.data_dir)
-            yield TrialOutcome(spec=spec, result=result, started_at=started_at, finished_at=_now())
+            result = execute(trial, self.data_dir)
+            yield FinishedTrial(
+                trial=trial,
+                result=result,
+                provenance=provenance.collect(),
+                started_at=started_at,
+                finished_at=_now(),
+            )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -182,10 +172,13 @@ def _die_with_parent(connection) -> None:
     threading.Thread(target=watch, name="parent watchdog", daemon=True).start()
 
 
-def _child(spec: TrialSpec, data_dir: str, connection) -> None:
+def _child(trial: Trial, data_dir: str, connection) -> None:
     _die_with_parent(connection)
     try:
-        outcome: TrialResult | SpecMismatch = execute(spec, data_dir)
+        outcome: tuple[TrialResult, Provenance] | SpecMismatch = (
+            execute(trial, data_dir),
+            provenance.collect(),
+        )
     except SpecMismatch as error:
         outcome = error
     connection.send(outcome)
@@ -206,20 +199,28 @@ class ChildProcessExecutor:
         self._context.set_forkserver_preload(list(PRELOAD))
 
     def run(
-        self, trials: Iterable[TrialSpec], *, on_start: OnStart | None = None
-    ) -> Iterator[TrialOutcome]:
-        for spec in trials:
+        self, trials: Iterable[Trial], *, on_start: OnStart | None = None
+    ) -> Iterator[FinishedTrial]:
+        for trial in trials:
             if on_start is not None:
-                on_start(spec)
+                on_start(trial)
             started_at = _now()
-            result = self._run_one(spec)
-            yield TrialOutcome(spec=spec, result=result, started_at=started_at, finished_at=_now())
+            result, where = self._run_one(trial)
+            yield FinishedTrial(
+                trial=trial,
+                result=result,
+                provenance=where,
+                started_at=started_at,
+                finished_at=_now(),
+            )
 
-    def _run_one(self, spec: TrialSpec) -> TrialResult:
-        limit = self.limit.seconds(spec.budget_sec)
+    def _run_one(self, trial: Trial) -> tuple[TrialResult, Provenance]:
+        """The trial's result and the provenance of the process that ran it (this process's,
+        when the child died without a word)."""
+        limit = self.limit.seconds(trial.config.budget_sec)
         receiver, sender = self._context.Pipe(duplex=True)
         process = self._context.Process(
-            target=_child, args=(spec, self.data_dir, sender), name=f"trial {spec.label}"
+            target=_child, args=(trial, self.data_dir, sender), name=f"trial {trial.label}"
         )
         start = time.monotonic()
         process.start()
@@ -230,14 +231,14 @@ class ChildProcessExecutor:
                 return TrialResult.failed(
                     TrialStatus.TIMEOUT,
                     f"no result after {time.monotonic() - start:.0f} s of wall clock (limit: "
-                    f"budget {spec.budget_sec:g} s x {self.limit.margin:g} + "
+                    f"budget {trial.config.budget_sec:g} s x {self.limit.margin:g} + "
                     f"{self.limit.setup_sec:g} s setup); killed",
-                )
+                ), provenance.collect()
             try:
                 outcome = receiver.recv()
             except EOFError:
                 process.join()
-                return self._died(process.exitcode)
+                return self._died(process.exitcode), provenance.collect()
             if isinstance(outcome, SpecMismatch):
                 raise outcome
             return outcome
@@ -266,3 +267,21 @@ class ChildProcessExecutor:
             TrialStatus.ERROR,
             f"the trial's process exited with status {exitcode} without a result",
         )
+
+
+class ExecutorKind(StrEnum):
+    """The executors a command or a nightly config can choose."""
+
+    CHILD_PROCESS = "child-process"
+    """Each trial in its own process, under a wall-clock limit (the default)."""
+    IN_PROCESS = "in-process"
+    """Each trial in this process: no containment, for debugging."""
+
+
+def make_executor(
+    kind: ExecutorKind | str, data_dir: str, limit: WallClockLimit | None = None
+) -> Executor:
+    """The executor of ``kind`` reading data from ``data_dir``."""
+    if ExecutorKind(kind) is ExecutorKind.IN_PROCESS:
+        return InProcessExecutor(data_dir)
+    return ChildProcessExecutor(data_dir, limit)

@@ -16,10 +16,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-EXECUTORS = ("child-process", "in-process")
+from optarena.errors import UserError
+from optarena.harness.executors import ExecutorKind
+from optarena.records import Ruleset
+
+EXECUTORS = tuple(kind.value for kind in ExecutorKind)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A nightly configuration that cannot be used; the message is one line."""
 
 
@@ -114,9 +118,7 @@ def _article(kind: type) -> str:
 
 
 def _validate(config: NightlyConfig) -> NightlyConfig:
-    from optarena.harness.benchmark import Ruleset
-
-    known = tuple(r.value for r in Ruleset)
+    known = (Ruleset.EXTERNAL.value, Ruleset.SELF.value)
     if not config.rulesets or any(r not in known for r in config.rulesets):
         raise ConfigError(f"rulesets must be a non-empty list of {', '.join(known)}")
     if len(set(config.rulesets)) != len(config.rulesets):

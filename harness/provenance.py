@@ -7,12 +7,13 @@ import platform
 import subprocess
 from pathlib import Path
 
-from optarena.leaderboard.store import Provenance
+from optarena.records import Provenance
 
 _SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _version(distribution: str) -> str:
+def version(distribution: str = "optarena") -> str:
+    """The installed version of ``distribution`` (default: optarena), or ``"unknown"``."""
     try:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
@@ -45,11 +46,11 @@ def git_commit(root: Path = _SOURCE_ROOT) -> str | None:
 
 def collect() -> Provenance:
     return Provenance(
-        optarena_version=_version("optarena"),
+        optarena_version=version("optarena"),
         git_commit=git_commit(),
-        jax_version=_version("jax"),
-        flax_version=_version("flax"),
-        optax_version=_version("optax"),
+        jax_version=version("jax"),
+        flax_version=version("flax"),
+        optax_version=version("optax"),
         python_version=platform.python_version(),
         platform=platform.platform(),
     )

@@ -28,7 +28,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from optarena.harness.results import EvalPoint, TrialResult, TrialStatus
+from optarena.errors import UserError
+from optarena.records import EvalPoint, TrialConfig, TrialResult, TrialStatus
 from optarena.submissions.api import Hparams, Submission, WorkloadInfo
 from optarena.workloads import data
 from optarena.workloads.base import Arrays, Workload
@@ -37,7 +38,7 @@ Clock = Callable[[], float]
 DATA_AXIS = "data"
 
 
-class SubmissionFailure(RuntimeError):
+class SubmissionFailure(UserError, RuntimeError):
     """A submission's own code failed: its factory, a hook, or tracing its optimizer update."""
 
 
@@ -50,22 +51,6 @@ class TrainState(NamedTuple):
     opt_state: Any
     last_loss: jax.Array
     all_finite: jax.Array
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TrialConfig:
-    """The inputs that, with the workload and submission, fully determine a trial."""
-
-    seed: int
-    hparams: Hparams | None
-    budget_sec: float
-    max_steps: int | None = None
-
-    def __post_init__(self) -> None:
-        if not self.budget_sec > 0:
-            raise ValueError(f"budget_sec must be positive, got {self.budget_sec=}")
-        if self.max_steps is not None and self.max_steps <= 0:
-            raise ValueError(f"max_steps must be positive, got {self.max_steps=}")
 
 
 def make_mesh(devices: list | None = None) -> Mesh:

@@ -16,7 +16,14 @@ import pandas as pd
 
 from optarena.leaderboard import plots
 from optarena.leaderboard.snapshots import Snapshot
-from optarena.leaderboard.tables import MARK_LEGEND, format_cell, format_score, stability_line
+from optarena.leaderboard.tables import (
+    MARK_LEGEND,
+    RULESET_NOTES,
+    format_cell,
+    format_score,
+    ruleset_label,
+    stability_line,
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; background: #fff; }
@@ -119,8 +126,9 @@ def _scores_section(snapshot: Snapshot, ruleset: str, slug: str) -> str:
         for r in stability.itertuples(index=False)
     ]
     profile = plots.profile_png(scores, workloads, _colours(snapshot))
+    note = f'<p class="note">{_e(RULESET_NOTES[ruleset])}</p>' if ruleset in RULESET_NOTES else ""
     return (
-        f"<h2>{_e(ruleset)}</h2>{table}"
+        f"<h2>{_e(ruleset_label(ruleset))}</h2>{note}{table}"
         f'<p class="note">{_e(MARK_LEGEND)}</p>'
         f"<h3>Performance profile</h3>"
         f"{_img(profile, f'performance profile of {ruleset}', f'profile-{slug}')}"

@@ -1,4 +1,11 @@
-"""SQLAlchemy 2 typed models of what the leaderboard keeps; ORM objects stay in `leaderboard/`."""
+"""Every table the store keeps, as SQLAlchemy 2 typed models, in one metadata.
+
+Trials (`SubmissionRow`, `WorkloadRow`, `TrialRow`, `EvalPointRow`, `BenchmarkTrialRow`),
+score snapshots (written by `optarena score`: every scoring is kept, dated) and the nightly
+job's history. `Store` creates whatever is missing of this schema when it opens a store,
+never altering what exists, so older stores gain the newer tables and keep their data.
+Non-finite numbers are stored as NULL. ORM objects stay inside `leaderboard/`.
+"""
 
 from __future__ import annotations
 
@@ -138,3 +145,159 @@ class BenchmarkTrialRow(Base):
     benchmark_seed: Mapped[int]
 
     trial_row: Mapped[TrialRow] = relationship()
+
+
+# ------------------------------------------------------------ score snapshots
+
+
+class SnapshotRow(Base):
+    """One scoring of everything stored: when, from which inputs, with which settings."""
+
+    __tablename__ = "score_snapshots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    inputs_sha256: Mapped[str] = mapped_column(String(64))
+    num_trials: Mapped[int]
+    bootstrap_replicates: Mapped[int]
+    bootstrap_seed: Mapped[int]
+    interval_level: Mapped[float] = mapped_column(Float)
+    optarena_version: Mapped[str]
+
+    scores: Mapped[list[SnapshotScoreRow]] = relationship(cascade="all, delete-orphan")
+    workloads: Mapped[list[SnapshotWorkloadRow]] = relationship(cascade="all, delete-orphan")
+    pairs: Mapped[list[SnapshotPairRow]] = relationship(cascade="all, delete-orphan")
+    stability: Mapped[list[SnapshotStabilityRow]] = relationship(cascade="all, delete-orphan")
+    trials: Mapped[list[SnapshotTrialRow]] = relationship(cascade="all, delete-orphan")
+
+
+class SnapshotScoreRow(Base):
+    """A submission's scores in one ruleset: wall-clock (with its interval), steps, FLOPs."""
+
+    __tablename__ = "snapshot_scores"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("score_snapshots.id"), index=True)
+    ruleset: Mapped[str]
+    submission: Mapped[str]
+    submission_sha256s: Mapped[str] = mapped_column(Text)
+    rank: Mapped[int]
+    score: Mapped[float] = mapped_column(Float)
+    score_low: Mapped[float | None] = mapped_column(Float)
+    score_high: Mapped[float | None] = mapped_column(Float)
+    steps_score: Mapped[float | None] = mapped_column(Float)
+    flops_score: Mapped[float | None] = mapped_column(Float)
+    num_workloads: Mapped[int]
+
+
+class SnapshotWorkloadRow(Base):
+    """A submission's time on one base workload: the median over studies, after the rules,
+    and normalized by the fastest."""
+
+    __tablename__ = "snapshot_workloads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("score_snapshots.id"), index=True)
+    ruleset: Mapped[str]
+    submission: Mapped[str]
+    workload: Mapped[str]
+    workload_sha256s: Mapped[str] = mapped_column(Text)
+    time_to_target_sec: Mapped[float | None] = mapped_column(Float)
+    penalized_time_sec: Mapped[float | None] = mapped_column(Float)
+    ratio: Mapped[float | None] = mapped_column(Float)
+    mark: Mapped[str] = mapped_column(String(32))
+    num_trials: Mapped[int]
+    trials_reached: Mapped[int]
+
+
+class SnapshotPairRow(Base):
+    """The bootstrap probability that ``submission`` scores strictly higher than ``opponent``."""
+
+    __tablename__ = "snapshot_pairs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("score_snapshots.id"), index=True)
+    ruleset: Mapped[str]
+    submission: Mapped[str]
+    opponent: Mapped[str]
+    p_outscores: Mapped[float] = mapped_column(Float)
+
+
+class SnapshotStabilityRow(Base):
+    """The ranking with one base workload (and its variants) left out."""
+
+    __tablename__ = "snapshot_rank_stability"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("score_snapshots.id"), index=True)
+    ruleset: Mapped[str]
+    left_out: Mapped[str]
+    ranking: Mapped[str] = mapped_column(Text)
+    order_changed: Mapped[bool]
+    kendall_tau: Mapped[float | None] = mapped_column(Float)
+
+
+class SnapshotTrialRow(Base):
+    """A trial that went into the snapshot, as it was scored."""
+
+    __tablename__ = "snapshot_trials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("score_snapshots.id"), index=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), index=True)
+    ruleset: Mapped[str]
+    submission: Mapped[str]
+    workload: Mapped[str]
+    base_workload: Mapped[str]
+    study: Mapped[int]
+    trial: Mapped[int]
+    seed: Mapped[int]
+    status: Mapped[str] = mapped_column(String(32))
+    time_to_target_sec: Mapped[float | None] = mapped_column(Float)
+    steps_to_target: Mapped[float | None] = mapped_column(Float)
+    flops_per_step: Mapped[float | None] = mapped_column(Float)
+
+
+# ------------------------------------------------------------ the nightly job
+
+
+class NightlyRunRow(Base):
+    """One night: when, with which settings, the snapshot it saved and what it found."""
+
+    __tablename__ = "nightly_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    comparison_key: Mapped[str] = mapped_column(String(64), index=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("score_snapshots.id"))
+    previous_run_id: Mapped[int | None]
+    tolerance: Mapped[float] = mapped_column(Float)
+    regressions: Mapped[int]
+    report_dir: Mapped[str] = mapped_column(Text)
+
+    timing: Mapped[list[NightlyTimingRow]] = relationship(cascade="all, delete-orphan")
+    trials: Mapped[list[NightlyTrialRow]] = relationship(cascade="all, delete-orphan")
+
+
+class NightlyTimingRow(Base):
+    """One of the reference submission's fixed trials, re-timed on a night."""
+
+    __tablename__ = "nightly_timing"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("nightly_runs.id"), index=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"))
+    workload: Mapped[str]
+    seed: Mapped[int]
+
+
+class NightlyTrialRow(Base):
+    """A benchmark trial run (not reused) on a night."""
+
+    __tablename__ = "nightly_trials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("nightly_runs.id"), index=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), unique=True)

@@ -1,9 +1,9 @@
 """The nightly job's history in the store: each night's settings, snapshot and timing check.
 
-Three tables, created on first use next to the others (nothing stored is touched):
-``nightly_runs`` (one row per night), ``nightly_timing`` (the reference submission's fixed
-trials re-timed that night) and ``nightly_trials`` (the benchmark trials that night ran, as
-opposed to reused), which says on which night's machine each trial was timed.
+Three tables (models in `optarena.leaderboard.models`): ``nightly_runs`` (one row per night),
+``nightly_timing`` (the reference submission's fixed trials re-timed that night) and
+``nightly_trials`` (the benchmark trials that night ran, as opposed to reused), which says on
+which night's machine each trial was timed.
 """
 
 from __future__ import annotations
@@ -15,57 +15,17 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, String, Text, inspect, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Session
 
-from optarena.leaderboard.models import Base, TrialRow
+from optarena.leaderboard.models import (
+    NightlyRunRow,
+    NightlyTimingRow,
+    NightlyTrialRow,
+    TrialRow,
+)
 from optarena.leaderboard.store import Store, StoreError
-
-
-class NightlyRunRow(Base):
-    """One night: when, with which settings, the snapshot it saved and what it found."""
-
-    __tablename__ = "nightly_runs"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    comparison_key: Mapped[str] = mapped_column(String(64), index=True)
-    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
-    snapshot_id: Mapped[int] = mapped_column(ForeignKey("score_snapshots.id"))
-    previous_run_id: Mapped[int | None]
-    tolerance: Mapped[float] = mapped_column(Float)
-    regressions: Mapped[int]
-    report_dir: Mapped[str] = mapped_column(Text)
-
-    timing: Mapped[list[NightlyTimingRow]] = relationship(cascade="all, delete-orphan")
-    trials: Mapped[list[NightlyTrialRow]] = relationship(cascade="all, delete-orphan")
-
-
-class NightlyTimingRow(Base):
-    """One of the reference submission's fixed trials, re-timed on a night."""
-
-    __tablename__ = "nightly_timing"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("nightly_runs.id"), index=True)
-    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"))
-    workload: Mapped[str]
-    seed: Mapped[int]
-
-
-class NightlyTrialRow(Base):
-    """A benchmark trial run (not reused) on a night."""
-
-    __tablename__ = "nightly_trials"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("nightly_runs.id"), index=True)
-    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), unique=True)
-
-
-TABLES = [NightlyRunRow.__table__, NightlyTimingRow.__table__, NightlyTrialRow.__table__]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,10 +39,6 @@ class NightlyRun:
     regressions: int
     report_dir: str
     settings: Mapping[str, Any]
-
-
-def _has_runs(store: Store) -> bool:
-    return inspect(store.engine).has_table(NightlyRunRow.__tablename__)
 
 
 def record_run(
@@ -114,7 +70,6 @@ def record_run(
         trials=[NightlyTrialRow(trial_id=int(t)) for t in run_trial_ids],
     )
     try:
-        Base.metadata.create_all(store.engine, tables=TABLES)
         with Session(store.engine) as session, session.begin():
             session.add(row)
             session.flush()
@@ -127,8 +82,6 @@ def record_run(
 
 def previous_run(store: Store, comparison_key: str) -> NightlyRun | None:
     """The latest stored night with the same comparison key, if any."""
-    if not _has_runs(store):
-        return None
     with Session(store.engine) as session:
         row = session.scalar(
             select(NightlyRunRow)
@@ -162,8 +115,6 @@ def timing_trials(store: Store, run_ids: Iterable[int] | None = None) -> pd.Data
         "timed_sec",
         "num_steps",
     ]
-    if not _has_runs(store):
-        return pd.DataFrame(columns=columns)
     query = select(
         NightlyTimingRow.run_id,
         NightlyTimingRow.trial_id,
@@ -185,8 +136,6 @@ def timing_trials(store: Store, run_ids: Iterable[int] | None = None) -> pd.Data
 
 def nights_of_trials(store: Store) -> pd.Series:
     """Which night ran each benchmark trial that a nightly run ran: trial_id -> run_id."""
-    if not _has_runs(store):
-        return pd.Series(dtype="int64")
     query = select(NightlyTrialRow.trial_id, NightlyTrialRow.run_id)
     with store.engine.connect() as connection:
         frame = pd.read_sql(query, connection)

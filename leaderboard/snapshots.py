@@ -1,7 +1,6 @@
 """Score snapshots in the store: score everything stored, save it dated, read it back.
 
-Snapshots are only ever added, so the history of the leaderboard stays queryable. Their tables
-are created on first use next to the existing ones; nothing already stored is touched.
+Snapshots are only ever added, so the history of the leaderboard stays queryable.
 """
 
 from __future__ import annotations
@@ -14,19 +13,21 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from optarena.leaderboard.models import EvalPointRow, TrialRow, WorkloadRow
-from optarena.leaderboard.snapshot_models import (
-    SNAPSHOT_TABLES,
+from optarena.errors import UserError
+from optarena.leaderboard.models import (
+    EvalPointRow,
     SnapshotPairRow,
     SnapshotRow,
     SnapshotScoreRow,
     SnapshotStabilityRow,
     SnapshotTrialRow,
     SnapshotWorkloadRow,
+    TrialRow,
+    WorkloadRow,
 )
 from optarena.leaderboard.store import Store, StoreError
 from optarena.scoring.profiles import Mark
@@ -50,7 +51,7 @@ INPUT_COLUMNS = (
 )
 
 
-class NoSnapshotError(LookupError):
+class NoSnapshotError(UserError, LookupError):
     """There is nothing to show or score yet."""
 
 
@@ -160,7 +161,6 @@ def save_snapshot(
         ],
     )
     try:
-        SnapshotRow.metadata.create_all(store.engine, tables=list(SNAPSHOT_TABLES))
         with Session(store.engine) as session, session.begin():
             session.add(snapshot)
             session.flush()
@@ -171,9 +171,19 @@ def save_snapshot(
         ) from error
 
 
-def score_store(store: Store, settings: Settings, *, version: str) -> tuple[int, Report]:
-    """Score every benchmark trial in the store and save the snapshot: (snapshot id, report)."""
+def score_store(
+    store: Store,
+    settings: Settings,
+    *,
+    version: str,
+    trial_ids: Iterable[int] | None = None,
+) -> tuple[int, Report]:
+    """Score every benchmark trial in the store (or those of ``trial_ids``) and save the
+    snapshot: (snapshot id, report)."""
     trials = store.benchmark_trials()
+    if trial_ids is not None:
+        wanted = [int(i) for i in trial_ids]
+        trials = trials[trials["trial_id"].isin(wanted)].reset_index(drop=True)
     if trials.empty:
         raise NoSnapshotError(f"no benchmark trials in {store.url} to score")
     report = score_trials(trials, settings)
@@ -188,15 +198,13 @@ class Snapshot:
     created_at: dt.datetime
     inputs_sha256: str
     interval_level: float
+    settings: Settings
+    """The bootstrap settings it was scored with, to score its trials again."""
     scores: pd.DataFrame
     workloads: pd.DataFrame
     pairs: pd.DataFrame
     stability: pd.DataFrame
     trials: pd.DataFrame
-
-
-def _has_snapshots(store: Store) -> bool:
-    return inspect(store.engine).has_table(SnapshotRow.__tablename__)
 
 
 def _read(store: Store, model, snapshot_id: int, ruleset: str | None) -> pd.DataFrame:
@@ -223,8 +231,6 @@ def load_snapshot(
     store: Store, snapshot_id: int | None = None, *, ruleset: str | None = None
 ) -> Snapshot:
     """The snapshot ``snapshot_id`` (default: the latest), optionally one ruleset of it."""
-    if not _has_snapshots(store):
-        raise NoSnapshotError(f"no score snapshot in {store.url} yet: run `optarena score`")
     with Session(store.engine) as session:
         if snapshot_id is None:
             snapshot_id = session.scalar(select(func.max(SnapshotRow.id)))
@@ -236,6 +242,9 @@ def load_snapshot(
                 else f"no score snapshot in {store.url} yet: run `optarena score`"
             )
         header = (row.id, row.created_at, row.inputs_sha256, row.interval_level)
+        settings = Settings(
+            replicates=row.bootstrap_replicates, seed=row.bootstrap_seed, level=row.interval_level
+        )
     scores = _read(store, SnapshotScoreRow, snapshot_id, ruleset)
     if scores.empty:
         raise NoSnapshotError(f"no ruleset {ruleset!r} in score snapshot {snapshot_id}")
@@ -258,6 +267,7 @@ def load_snapshot(
         created_at=header[1],
         inputs_sha256=header[2],
         interval_level=header[3],
+        settings=settings,
         scores=scores,
         workloads=workloads,
         pairs=_read(store, SnapshotPairRow, snapshot_id, ruleset),
@@ -268,8 +278,6 @@ def load_snapshot(
 
 def history(store: Store) -> pd.DataFrame:
     """Every snapshot, oldest first: id, created_at, inputs_sha256, num_trials."""
-    if not _has_snapshots(store):
-        return pd.DataFrame(columns=["id", "created_at", "inputs_sha256", "num_trials"])
     query = select(
         SnapshotRow.id, SnapshotRow.created_at, SnapshotRow.inputs_sha256, SnapshotRow.num_trials
     ).order_by(SnapshotRow.id)

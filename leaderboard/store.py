@@ -1,17 +1,19 @@
 """The SQL store: trials with their eval points and provenance, behind a small typed API.
 
-Any SQLAlchemy URL works; the default is a SQLite file. A trial and all of its
-eval points are written in one transaction, so a killed process never leaves a
-trial that looks complete.
+Any SQLAlchemy URL works; the default is a SQLite file. The store takes a `FinishedTrial`
+whole: a trial and all of its eval points (and, for a benchmark trial, its identity) are
+written in one transaction, so a killed process never leaves a trial that looks complete.
+Opening a store creates whatever tables of the schema (`optarena.leaderboard.models`) it
+lacks, once, and never alters what exists. A store opened for writing is connected at its
+first use, so a command that fails before its first trial leaves no database file behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from optarena.harness.results import EvalPoint, TrialResult
+from optarena.errors import UserError
 from optarena.leaderboard.models import (
     Base,
     BenchmarkTrialRow,
@@ -30,36 +32,21 @@ from optarena.leaderboard.models import (
     TrialRow,
     WorkloadRow,
 )
-from optarena.workloads.spec import WorkloadSpec
+from optarena.records import IDENTITY_FIELDS, EvalPoint, FinishedTrial, Trial
 
 DB_ENV = "OPTARENA_DB"
 DEFAULT_DB_FILE = "optarena.db"
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     """The store cannot be opened or written."""
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Provenance:
-    """Where and with what a trial ran."""
+class UnknownTrialError(UserError, KeyError):
+    """No stored trial has the id asked for."""
 
-    optarena_version: str
-    git_commit: str | None
-    jax_version: str
-    flax_version: str
-    optax_version: str
-    python_version: str
-    platform: str
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TrialSubmissionInfo:
-    """Identity of the submission that ran a trial."""
-
-    name: str
-    origin: str
-    source_sha256: str
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def default_url() -> str:
@@ -121,29 +108,6 @@ def _typed_benchmark_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[:, list(BENCHMARK_COLUMNS)].reset_index(drop=True)
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class BenchmarkIdentity:
-    """What makes two benchmark trials the same trial (unique in the store).
-
-    ``max_steps`` is the step cap the trial ran under, ``None`` when uncapped.
-    """
-
-    submission_sha256: str
-    workload_sha256: str
-    ruleset: str
-    study: int
-    trial: int
-    seed: int
-    budget_sec: float
-    max_steps: int | None
-
-    def columns(self) -> dict[str, Any]:
-        """The identity as `BenchmarkTrialRow` columns (an uncapped trial has ``step_cap`` 0)."""
-        fields = dataclasses.asdict(self)
-        fields["step_cap"] = fields.pop("max_steps") or 0
-        return fields
-
-
 def check_url(url: str | None = None) -> str:
     """Validate a store URL (syntax and driver) without connecting or creating anything.
 
@@ -158,127 +122,79 @@ def check_url(url: str | None = None) -> str:
 
 
 class Store:
-    """A connection to the leaderboard database; creates the tables it needs."""
+    """A connection to the leaderboard database."""
 
     def __init__(self, url: str | None = None, *, create: bool = True):
-        """Open the store at ``url``; with ``create=False`` it must already exist (for reading)."""
-        url = url or default_url()
-        try:
-            parsed = make_url(url)
-            sqlite_file = (
-                Path(parsed.database).expanduser()
-                if parsed.get_backend_name() == "sqlite"
-                and parsed.database not in (None, "", ":memory:")
-                else None
-            )
-            if sqlite_file is not None and not create and not sqlite_file.exists():
-                raise StoreError(f"no store at {url!r} yet: run a trial first")
-            if sqlite_file is not None:
-                sqlite_file.parent.mkdir(parents=True, exist_ok=True)
-            self._engine: Engine = create_engine(parsed)
-            if create:
-                Base.metadata.create_all(self._engine)
-            elif not inspect(self._engine).has_table(TrialRow.__tablename__):
-                raise StoreError(f"{url!r} is not an optarena store (it has no trials table)")
-        except (ArgumentError, SQLAlchemyError, ImportError, OSError) as error:
-            raise StoreError(f"cannot open store {url!r}: {error}".splitlines()[0]) from error
-        self.url = url
+        """Open the store at ``url``; with ``create=False`` it must already exist (for reading).
 
-    def close(self) -> None:
-        self._engine.dispose()
+        The URL is checked now; a store that may be created is connected at its first use.
+        """
+        self.url = check_url(url)
+        self._engine: Engine | None = None
+        if not create:
+            if not self.exists():
+                raise StoreError(f"no store at {self.url!r} yet: run a trial first")
+            if not inspect(self.engine).has_table(TrialRow.__tablename__):
+                raise StoreError(f"{self.url!r} is not an optarena store (it has no trials table)")
+
+    def _sqlite_file(self) -> Path | None:
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+            return None
+        return Path(parsed.database).expanduser()
+
+    def exists(self) -> bool:
+        """Whether there is a database to read (a SQLite file that exists, or any server)."""
+        file = self._sqlite_file()
+        return file is None or file.exists()
 
     @property
     def engine(self) -> Engine:
-        """The SQLAlchemy engine, for the other modules of `leaderboard/`."""
+        """The SQLAlchemy engine, for the other modules of `leaderboard/`; connecting creates
+        the schema's missing tables."""
+        if self._engine is None:
+            try:
+                file = self._sqlite_file()
+                if file is not None:
+                    file.parent.mkdir(parents=True, exist_ok=True)
+                engine = create_engine(make_url(self.url))
+                Base.metadata.create_all(engine)
+            except (ArgumentError, SQLAlchemyError, ImportError, OSError) as error:
+                raise StoreError(
+                    f"cannot open store {self.url!r}: {error}".splitlines()[0]
+                ) from error
+            self._engine = engine
         return self._engine
 
-    def add_trial(
-        self,
-        *,
-        submission: TrialSubmissionInfo,
-        spec: WorkloadSpec,
-        seed: int,
-        hparams: Mapping[str, Any] | None,
-        budget_sec: float,
-        max_steps: int | None,
-        result: TrialResult,
-        provenance: Provenance,
-        started_at: dt.datetime,
-        finished_at: dt.datetime,
-    ) -> int:
-        """Store one finished trial and its eval points atomically; returns the trial id."""
-        try:
-            with Session(self._engine) as session, session.begin():
-                trial = self._trial_row(
-                    session,
-                    submission=submission,
-                    spec=spec,
-                    seed=seed,
-                    hparams=hparams,
-                    budget_sec=budget_sec,
-                    max_steps=max_steps,
-                    result=result,
-                    provenance=provenance,
-                    started_at=started_at,
-                    finished_at=finished_at,
-                )
-                session.add(trial)
-                session.flush()
-                return trial.id
-        except SQLAlchemyError as error:
-            raise StoreError(
-                f"cannot write trial to {self.url}: {error}".splitlines()[0]
-            ) from error
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
 
-    def add_benchmark_trial(
-        self,
-        *,
-        identity: BenchmarkIdentity,
-        benchmark_seed: int,
-        submission: TrialSubmissionInfo,
-        spec: WorkloadSpec,
-        hparams: Mapping[str, Any] | None,
-        result: TrialResult,
-        provenance: Provenance,
-        started_at: dt.datetime,
-        finished_at: dt.datetime,
-    ) -> int:
-        """Store one benchmark trial, its eval points and its identity in one transaction.
+    def add(self, finished: FinishedTrial) -> int:
+        """Store one finished trial, its eval points and, for a benchmark trial, its identity,
+        in one transaction; returns the trial id.
 
-        Returns the trial id. When a trial with the same identity is already stored (another
-        process stored it first), nothing is written and the stored trial's id is returned.
+        When a benchmark trial with the same identity is already stored (another process
+        stored it first), nothing is written and the stored trial's id is returned.
         """
-        if (submission.source_sha256, spec.sha256()) != (
-            identity.submission_sha256,
-            identity.workload_sha256,
-        ):
-            raise ValueError("the identity's hashes differ from the submission's and spec's")
+        trial = finished.trial
         try:
-            with Session(self._engine) as session, session.begin():
-                trial = self._trial_row(
-                    session,
-                    submission=submission,
-                    spec=spec,
-                    seed=identity.seed,
-                    hparams=hparams,
-                    budget_sec=identity.budget_sec,
-                    max_steps=identity.max_steps,
-                    result=result,
-                    provenance=provenance,
-                    started_at=started_at,
-                    finished_at=finished_at,
-                )
-                session.add(
-                    BenchmarkTrialRow(
-                        trial_row=trial,
-                        benchmark_seed=benchmark_seed,
-                        **identity.columns(),
+            with Session(self.engine) as session, session.begin():
+                row = self._trial_row(session, finished)
+                session.add(row)
+                if trial.place is not None:
+                    session.add(
+                        BenchmarkTrialRow(
+                            trial_row=row,
+                            benchmark_seed=trial.place.benchmark_seed,
+                            **dict(zip(IDENTITY_FIELDS, trial.identity, strict=True)),
+                        )
                     )
-                )
                 session.flush()
-                return trial.id
+                return row.id
         except IntegrityError:
-            existing = self.benchmark_trial_id(identity)
+            existing = self.stored_id(trial) if trial.place is not None else None
             if existing is None:
                 raise StoreError(f"cannot write trial to {self.url}: integrity error") from None
             return existing
@@ -287,40 +203,37 @@ class Store:
                 f"cannot write trial to {self.url}: {error}".splitlines()[0]
             ) from error
 
-    def benchmark_trial_id(self, identity: BenchmarkIdentity) -> int | None:
-        """The id of the stored benchmark trial with this identity, if there is one."""
-        if not self._has_benchmark_table():
-            return None
-        with Session(self._engine) as session:
-            return session.scalar(
-                select(BenchmarkTrialRow.trial_id).filter_by(**identity.columns())
-            )
+    def stored_id(self, trial: Trial) -> int | None:
+        """The id of the stored benchmark trial with ``trial``'s identity, if there is one."""
+        return self.stored_ids([trial]).get(trial.identity)
 
-    def _has_benchmark_table(self) -> bool:
-        return inspect(self._engine).has_table(BenchmarkTrialRow.__tablename__)
+    def stored_ids(self, trials: Iterable[Trial]) -> dict[tuple[Any, ...], int]:
+        """Identity -> stored trial id, for the benchmark trials of ``trials`` that are stored
+        (a store that does not exist yet holds none, and is not created)."""
+        if not self.exists():
+            return {}
+        found = {}
+        with Session(self.engine) as session:
+            for trial in trials:
+                trial_id = session.scalar(
+                    select(BenchmarkTrialRow.trial_id).filter_by(
+                        **dict(zip(IDENTITY_FIELDS, trial.identity, strict=True))
+                    )
+                )
+                if trial_id is not None:
+                    found[trial.identity] = trial_id
+        return found
 
     @staticmethod
-    def _trial_row(
-        session: Session,
-        *,
-        submission: TrialSubmissionInfo,
-        spec: WorkloadSpec,
-        seed: int,
-        hparams: Mapping[str, Any] | None,
-        budget_sec: float,
-        max_steps: int | None,
-        result: TrialResult,
-        provenance: Provenance,
-        started_at: dt.datetime,
-        finished_at: dt.datetime,
-    ) -> TrialRow:
+    def _trial_row(session: Session, finished: FinishedTrial) -> TrialRow:
+        trial, result = finished.trial, finished.result
         return TrialRow(
-            submission=Store._submission_row(session, submission),
-            workload=Store._workload_row(session, spec),
-            seed=seed,
-            hparams=dict(hparams) if hparams is not None else None,
-            budget_sec=budget_sec,
-            max_steps=max_steps,
+            submission=Store._submission_row(session, trial),
+            workload=Store._workload_row(session, trial),
+            seed=trial.config.seed,
+            hparams=dict(trial.config.hparams) if trial.config.hparams is not None else None,
+            budget_sec=trial.config.budget_sec,
+            max_steps=trial.config.max_steps,
             status=result.status.value,
             reason=result.reason,
             time_to_target_sec=_finite_or_none(result.time_to_target_sec),
@@ -333,9 +246,9 @@ class Store:
             num_devices=result.num_devices,
             device_kind=result.device_kind,
             flops_per_step=result.flops_per_step,
-            started_at=started_at,
-            finished_at=finished_at,
-            **dataclasses.asdict(provenance),
+            started_at=finished.started_at,
+            finished_at=finished.finished_at,
+            **dataclasses.asdict(finished.provenance),
             eval_points=[
                 EvalPointRow(
                     step=p.step,
@@ -350,16 +263,18 @@ class Store:
         )
 
     @staticmethod
-    def _submission_row(session: Session, info: TrialSubmissionInfo) -> SubmissionRow:
+    def _submission_row(session: Session, trial: Trial) -> SubmissionRow:
+        ref = trial.submission
         row = session.scalar(
-            select(SubmissionRow).filter_by(name=info.name, source_sha256=info.source_sha256)
+            select(SubmissionRow).filter_by(name=ref.name, source_sha256=ref.source_sha256)
         )
         return row or SubmissionRow(
-            name=info.name, origin=info.origin, source_sha256=info.source_sha256
+            name=ref.name, origin=ref.origin, source_sha256=ref.source_sha256
         )
 
     @staticmethod
-    def _workload_row(session: Session, spec: WorkloadSpec) -> WorkloadRow:
+    def _workload_row(session: Session, trial: Trial) -> WorkloadRow:
+        spec = trial.spec
         digest = spec.sha256()
         row = session.scalar(select(WorkloadRow).filter_by(name=spec.name, spec_sha256=digest))
         return row or WorkloadRow(
@@ -398,7 +313,7 @@ class Store:
             query = query.where(WorkloadRow.name == workload)
         if submission is not None:
             query = query.where(SubmissionRow.name == submission)
-        with self._engine.connect() as connection:
+        with self.engine.connect() as connection:
             frame = pd.read_sql(query, connection)
         frame["time_to_target_sec"] = frame["time_to_target_sec"].astype(float).fillna(math.inf)
         return frame
@@ -409,8 +324,6 @@ class Store:
         A missed target (any status but ``reached``) reads as ``inf`` in the three
         ``*_to_target`` columns, unknown FLOPs as NaN; ``finished_at`` is in UTC.
         """
-        if not self._has_benchmark_table():
-            return _typed_benchmark_frame(pd.DataFrame(columns=list(BENCHMARK_COLUMNS)))
         query = (
             select(
                 BenchmarkTrialRow.trial_id,
@@ -438,16 +351,16 @@ class Store:
         )
         if ruleset is not None:
             query = query.where(BenchmarkTrialRow.ruleset == ruleset)
-        with self._engine.connect() as connection:
+        with self.engine.connect() as connection:
             frame = pd.read_sql(query, connection)
         return _typed_benchmark_frame(frame)
 
     def trial(self, trial_id: int) -> dict[str, Any]:
         """Everything stored about one trial, provenance, hyperparameters and spec included."""
-        with Session(self._engine) as session:
+        with Session(self.engine) as session:
             row = session.get(TrialRow, trial_id)
             if row is None:
-                raise KeyError(f"no trial with id {trial_id}")
+                raise UnknownTrialError(f"no trial with id {trial_id} in {self.url}")
             fields = {c.key: getattr(row, c.key) for c in TrialRow.__table__.columns}
             fields["time_to_target_sec"] = (
                 math.inf if row.time_to_target_sec is None else row.time_to_target_sec
@@ -465,7 +378,7 @@ class Store:
         def restore(metrics: Mapping[str, float | None]) -> dict[str, float]:
             return {k: math.nan if v is None else float(v) for k, v in metrics.items()}
 
-        with Session(self._engine) as session:
+        with Session(self.engine) as session:
             rows = session.scalars(
                 select(EvalPointRow).filter_by(trial_id=trial_id).order_by(EvalPointRow.step)
             )

@@ -21,6 +21,20 @@ MARK_LEGEND = (
 )
 
 
+RULESET_LABELS = {"default": "default points"}
+"""How a ruleset is titled where it differs from its stored name."""
+RULESET_NOTES = {
+    "default": "each submission at its default point, seeds as studies; nothing is tuned, so "
+    "this ranks default points, not training algorithms (`optarena benchmark` runs the rulesets)"
+}
+"""A sentence shown under a ruleset's scores, where one is needed to read them right."""
+
+
+def ruleset_label(ruleset: str) -> str:
+    """The title of a ruleset's tables: ``default points`` for the main job's group."""
+    return RULESET_LABELS.get(ruleset, ruleset)
+
+
 def format_score(score: float, low: float = math.nan, high: float = math.nan) -> str:
     """``0.6244`` or ``0.6244 [0.512, 0.701]`` when an interval is known."""
     text = "-" if math.isnan(score) else f"{score:.4f}"
@@ -47,7 +61,9 @@ def scores_table(scores: pd.DataFrame, workloads: pd.DataFrame, ruleset: str) ->
     rows = scores[scores["ruleset"] == ruleset].sort_values(["rank", "submission"])
     per_workload = workloads[workloads["ruleset"] == ruleset]
     names = sorted(per_workload["workload"].unique())
-    table = Table(title=f"{escape(ruleset)}: scores (1.0 = fastest on every workload)")
+    table = Table(
+        title=f"{escape(ruleset_label(ruleset))}: scores (1.0 = fastest on every workload)"
+    )
     table.add_column("rank", justify="right")
     table.add_column("submission")
     table.add_column("score", justify="right")
@@ -75,7 +91,10 @@ def scores_table(scores: pd.DataFrame, workloads: pd.DataFrame, ruleset: str) ->
             *(format_score(row[c]) for c in extras),
             *rendered,
         )
-    table.caption = MARK_LEGEND
+    note = RULESET_NOTES.get(ruleset)
+    table.caption = MARK_LEGEND + (
+        f"\n{escape(ruleset_label(ruleset))}: {escape(note)}" if note else ""
+    )
     return table
 
 
@@ -86,7 +105,9 @@ def pairs_table(pairs: pd.DataFrame, ruleset: str, order: list[str]) -> Table | 
         return None
     names = [name for name in order if name in set(pairs["submission"])]
     matrix = pairs.set_index(["submission", "opponent"])["p_outscores"]
-    table = Table(title=f"{escape(ruleset)}: probability that the row outscores the column")
+    table = Table(
+        title=f"{escape(ruleset_label(ruleset))}: probability that the row outscores the column"
+    )
     table.add_column("")
     for name in names:
         table.add_column(escape(name), justify="right")
@@ -102,10 +123,10 @@ def stability_line(stability: pd.DataFrame, ruleset: str) -> str:
     """One sentence: how often leaving a workload out changes the order."""
     rows = stability[stability["ruleset"] == ruleset]
     if rows.empty:
-        return f"{ruleset}: rank stability needs at least two base workloads"
+        return f"{ruleset_label(ruleset)}: rank stability needs at least two base workloads"
     changed = rows.loc[rows["order_changed"], "left_out"].tolist()
     text = (
-        f"{ruleset}: leaving out one base workload changes the order in "
+        f"{ruleset_label(ruleset)}: leaving out one base workload changes the order in "
         f"{len(changed)} of {len(rows)} cases"
     )
     return text + (f" ({', '.join(changed)})" if changed else "")

@@ -12,13 +12,14 @@ import math
 
 import pandas as pd
 
+from optarena.errors import UserError
 from optarena.scoring.profiles import GROUP_KEYS, TIME
 
 REQUIRED_COLUMNS = (*GROUP_KEYS, TIME)
 STUDY = "study"
 
 
-class TimesTableError(ValueError):
+class TimesTableError(UserError, ValueError):
     """A table of times that cannot be scored; the message names the offending line."""
 
 

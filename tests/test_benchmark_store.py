@@ -9,41 +9,38 @@ import math
 import pandas as pd
 import pytest
 import sqlalchemy
-from test_store import NOW, PROVENANCE, SPEC, SUBMISSION, _add, _result
+from test_store import NOW, SPEC, SUBMISSION, _add, _finished, _result
 
-from optarena.harness.results import TrialResult, TrialStatus
 from optarena.leaderboard.models import Base, BenchmarkTrialRow
-from optarena.leaderboard.store import BENCHMARK_COLUMNS, BenchmarkIdentity, Store
+from optarena.leaderboard.store import BENCHMARK_COLUMNS, Store
+from optarena.records import (
+    IDENTITY_FIELDS,
+    BenchmarkPlace,
+    FinishedTrial,
+    TrialResult,
+    TrialStatus,
+)
 
 VARIANT = dataclasses.replace(SPEC, name="toy_variant", base="toy", validation_target=0.2)
 
 
-def _identity(spec=SPEC, submission=SUBMISSION, **changes) -> BenchmarkIdentity:
-    fields = dict(
-        submission_sha256=submission.source_sha256,
-        workload_sha256=spec.sha256(),
-        ruleset="external",
-        study=0,
-        trial=0,
-        seed=11,
-        budget_sec=spec.budget_sec,
-        max_steps=None,
+def _benchmark(result=None, *, spec=SPEC, submission=SUBMISSION, **changes) -> FinishedTrial:
+    """A finished benchmark trial; ``changes`` set its place and settings."""
+    place = {"ruleset": "external", "study": 0, "trial": 0}
+    config = {"seed": 11, "max_steps": None, "budget_sec": spec.budget_sec}
+    place.update({k: v for k, v in changes.items() if k in place})
+    config.update({k: v for k, v in changes.items() if k in config})
+    return _finished(
+        result or _result(),
+        spec=spec,
+        submission=submission,
+        place=BenchmarkPlace(benchmark_seed=5, **place),
+        **config,
     )
-    return BenchmarkIdentity(**{**fields, **changes})
 
 
 def _add_benchmark(store, result, *, spec=SPEC, submission=SUBMISSION, **changes) -> int:
-    return store.add_benchmark_trial(
-        identity=_identity(spec, submission, **changes),
-        benchmark_seed=5,
-        submission=submission,
-        spec=spec,
-        hparams={"learning_rate": 0.1},
-        result=result,
-        provenance=PROVENANCE,
-        started_at=NOW,
-        finished_at=NOW + dt.timedelta(seconds=3),
-    )
+    return store.add(_benchmark(result, spec=spec, submission=submission, **changes))
 
 
 @pytest.fixture
@@ -97,13 +94,13 @@ def test_frame_has_the_contract_columns_types_and_infinities(store):
 
 def test_the_same_identity_is_stored_once_and_edits_are_new_trials(store):
     first = _add_benchmark(store, _result())
-    assert store.benchmark_trial_id(_identity()) == first
+    assert store.stored_id(_benchmark().trial) == first
     assert _add_benchmark(store, _result(time_to_target=0.5)) == first
     assert len(store.benchmark_trials()) == 1 and len(store.trials()) == 1
     assert store.benchmark_trials().iloc[0].time_to_target_sec == 1.5
 
     edited = dataclasses.replace(SUBMISSION, source_sha256="1" * 64)
-    assert store.benchmark_trial_id(_identity(submission=edited)) is None
+    assert store.stored_id(_benchmark(submission=edited).trial) is None
     for changes in (
         {"submission": edited},
         {"spec": dataclasses.replace(SPEC, validation_target=0.05)},
@@ -124,7 +121,9 @@ def test_the_unique_constraint_holds_in_sql(store):
     with engine.begin() as connection, pytest.raises(sqlalchemy.exc.IntegrityError):
         connection.execute(
             sqlalchemy.insert(BenchmarkTrialRow).values(
-                trial_id=_add(store, _result()), benchmark_seed=5, **_identity().columns()
+                trial_id=_add(store, _result()),
+                benchmark_seed=5,
+                **dict(zip(IDENTITY_FIELDS, _benchmark().trial.identity, strict=True)),
             )
         )
     engine.dispose()
@@ -141,7 +140,7 @@ def test_a_store_from_before_benchmarks_keeps_working(tmp_path):
     old_id = _add(old, _result())
     frame = old.benchmark_trials()
     assert tuple(frame.columns) == BENCHMARK_COLUMNS and frame.empty
-    assert old.benchmark_trial_id(_identity()) is None
+    assert old.stored_id(_benchmark().trial) is None
 
     store = Store(url)  # opening for writing adds the new table, keeping the old trials
     new_id = _add_benchmark(store, _result())

@@ -18,11 +18,19 @@ import pytest
 import sqlalchemy
 
 from optarena.harness import cli
-from optarena.harness.results import EvalPoint, TrialResult, TrialStatus
 from optarena.leaderboard import snapshots
 from optarena.leaderboard.models import Base
-from optarena.leaderboard.snapshot_models import SNAPSHOT_TABLES
-from optarena.leaderboard.store import Provenance, Store, TrialSubmissionInfo
+from optarena.leaderboard.store import Store
+from optarena.records import (
+    EvalPoint,
+    FinishedTrial,
+    Provenance,
+    SubmissionRef,
+    Trial,
+    TrialConfig,
+    TrialResult,
+    TrialStatus,
+)
 from optarena.scoring.report import Settings, score_trials
 from optarena.workloads.spec import MetricMode, WorkloadSpec
 
@@ -107,14 +115,19 @@ def _result(spec: WorkloadSpec, time: float) -> TrialResult:
     )
 
 
+OLD = ("submissions", "workloads", "trials", "eval_points", "benchmark_trials")
+"""The tables of a store from before snapshots existed."""
+
+
 def stored_trials(store: Store) -> pd.DataFrame:
     """Store two studies of two trials per pair and return them as `Store.benchmark_trials()`
     returns them (one row per trial, the columns of the scoring contract)."""
     rows = []
     for (submission, workload), per_study in TIMES.items():
         spec = SPECS[workload]
-        info = TrialSubmissionInfo(
+        info = SubmissionRef(
             name=submission,
+            reference=submission,
             origin="test",
             source_sha256=hashlib.sha256(submission.encode()).hexdigest(),
         )
@@ -122,17 +135,18 @@ def stored_trials(store: Store) -> pd.DataFrame:
             for trial, time in enumerate((best, best + 1.0)):
                 seed = 100 * study + trial
                 result = _result(spec, time)
-                trial_id = store.add_trial(
-                    submission=info,
-                    spec=spec,
-                    seed=seed,
-                    hparams=None,
-                    budget_sec=spec.budget_sec,
-                    max_steps=None,
-                    result=result,
-                    provenance=PROVENANCE,
-                    started_at=NOW,
-                    finished_at=NOW,
+                trial_id = store.add(
+                    FinishedTrial(
+                        trial=Trial(
+                            submission=info,
+                            spec=spec,
+                            config=TrialConfig(seed=seed, hparams=None, budget_sec=spec.budget_sec),
+                        ),
+                        result=result,
+                        provenance=PROVENANCE,
+                        started_at=NOW,
+                        finished_at=NOW,
+                    )
                 )
                 rows.append(
                     {
@@ -165,7 +179,7 @@ def store_and_trials(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'bench.db'}"
     engine = sqlalchemy.create_engine(url)
     Base.metadata.create_all(
-        engine, tables=[t for t in Base.metadata.sorted_tables if t not in SNAPSHOT_TABLES]
+        engine, tables=[t for t in Base.metadata.sorted_tables if t.name in OLD]
     )
     engine.dispose()
     store = Store(url, create=False)
@@ -205,9 +219,9 @@ def test_stored_trials_score_by_the_rules(store_and_trials):
 def test_score_saves_dated_snapshots_and_keeps_old_data(capsys, store_and_trials):
     store, trials = store_and_trials
     url = store.url
-    inspector = sqlalchemy.inspect(store.engine)
-    assert not inspector.has_table("score_snapshots")  # a store from before snapshots
     stored_before = store.trials()
+    # A store from before snapshots gains their tables when opened, keeping its trials.
+    assert sqlalchemy.inspect(store.engine).has_table("score_snapshots")
 
     code, out, err = _run(capsys, "score", "--db", url, "--replicates", "50")
     assert code == 0, err

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from optarena.harness import cli, nightly_config
-from optarena.harness.nightly_command import EXIT_REGRESSION
+from optarena.harness.cli.common import Exit
 
 VARIANT = '''"""NAdamW with its learning rate scaled: a test submission."""
 
@@ -134,7 +134,7 @@ def test_broken_learning_rate_is_flagged_alone_with_exit_3(two_nights, tmp_path)
     broken = folder / "nadamw_b.py"
     broken.write_text(broken.read_text().replace("LR_SCALE = 1.0", "LR_SCALE = 1e-4"))
     code, out, err = _main("nightly", "--config", str(config))
-    assert code == EXIT_REGRESSION == 3, err
+    assert code == Exit.REGRESSION == 3, err
     assert "2 trials run, 4 reused" in out
     assert "REGRESSION: nadamw_b (external)" in out
     report = (folder / "out" / "latest" / "report.md").read_text()

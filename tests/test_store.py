@@ -13,8 +13,18 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from optarena.harness.results import EvalPoint, TrialResult, TrialStatus
-from optarena.leaderboard.store import Provenance, Store, StoreError, TrialSubmissionInfo
+from optarena.leaderboard.store import Store, StoreError
+from optarena.records import (
+    BenchmarkPlace,
+    EvalPoint,
+    FinishedTrial,
+    Provenance,
+    SubmissionRef,
+    Trial,
+    TrialConfig,
+    TrialResult,
+    TrialStatus,
+)
 from optarena.workloads.spec import MetricMode, WorkloadSpec
 
 SPEC = WorkloadSpec(
@@ -43,7 +53,9 @@ PROVENANCE = Provenance(
     python_version="3.11.7",
     platform="Linux",
 )
-SUBMISSION = TrialSubmissionInfo(name="sgd", origin="builtin:sgd", source_sha256="0" * 64)
+SUBMISSION = SubmissionRef(
+    name="sgd", reference="sgd", origin="builtin:sgd", source_sha256="0" * 64
+)
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 
@@ -84,19 +96,40 @@ def _result(status=TrialStatus.REACHED, time_to_target=1.5, points=None) -> Tria
     )
 
 
-def _add(store: Store, result: TrialResult, *, spec=SPEC, submission=SUBMISSION, seed=0) -> int:
-    return store.add_trial(
+def _finished(
+    result: TrialResult,
+    *,
+    spec=SPEC,
+    submission=SUBMISSION,
+    seed=0,
+    hparams=None,
+    budget_sec=None,
+    max_steps=None,
+    place: BenchmarkPlace | None = None,
+) -> FinishedTrial:
+    """A finished trial of ``submission`` on ``spec``, as an executor yields it."""
+    trial = Trial(
         submission=submission,
         spec=spec,
-        seed=seed,
-        hparams={"learning_rate": 0.1},
-        budget_sec=spec.budget_sec,
-        max_steps=None,
+        config=TrialConfig(
+            seed=seed,
+            hparams={"learning_rate": 0.1} if hparams is None else hparams,
+            budget_sec=spec.budget_sec if budget_sec is None else budget_sec,
+            max_steps=max_steps,
+        ),
+        place=place,
+    )
+    return FinishedTrial(
+        trial=trial,
         result=result,
         provenance=PROVENANCE,
         started_at=NOW,
         finished_at=NOW + dt.timedelta(seconds=3),
     )
+
+
+def _add(store: Store, result: TrialResult, *, spec=SPEC, submission=SUBMISSION, seed=0) -> int:
+    return store.add(_finished(result, spec=spec, submission=submission, seed=seed))
 
 
 @pytest.fixture
@@ -204,8 +237,8 @@ def test_bad_url_is_one_clear_error(url):
 WRITER = """
 import dataclasses, datetime as dt, sys
 sys.path.insert(0, {tests!r})
-from test_store import PROVENANCE, SPEC, SUBMISSION, _result
-from optarena.harness.results import EvalPoint
+from test_store import _finished, _result
+from optarena.records import EvalPoint
 from optarena.leaderboard.store import Store
 
 points = tuple(
@@ -217,9 +250,7 @@ store = Store({url!r})
 now = dt.datetime.now(dt.UTC)
 seed = 0
 while True:
-    store.add_trial(submission=SUBMISSION, spec=SPEC, seed=seed, hparams=None, budget_sec=1.0,
-                    max_steps=None, result=dataclasses.replace(_result(), eval_points=points),
-                    provenance=PROVENANCE, started_at=now, finished_at=now)
+    store.add(_finished(dataclasses.replace(_result(), eval_points=points), seed=seed))
     seed += 1
     print(seed, flush=True)
 """

@@ -9,8 +9,9 @@ Their pipelines and models are tested with ``tfds.testing.mock_data``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
+from optarena.errors import UserError
 from optarena.workloads import data
 from optarena.workloads.base import Arrays
 
@@ -18,7 +19,7 @@ TRAIN_TEST_SPLITS = {"train": "train[:84%]", "validation": "train[84%:]", "test"
 """For catalog datasets with only train and test: validation is the last 16% of train."""
 
 
-class DataNotPreparedError(RuntimeError):
+class DataNotPreparedError(UserError, RuntimeError):
     """A catalog dataset is not in the data directory (it cannot be made offline)."""
 
 
@@ -62,3 +63,24 @@ def download_and_prepare(name: str, data_dir: str) -> None:
             f"downloading TFDS dataset {name!r} failed ({type(error).__name__}: {error}); it needs "
             'internet access and TensorFlow: pip install "optarena[real-data]"'.splitlines()[0]
         ) from error
+
+
+def prepare(
+    workloads: Sequence[str], data_dir: str, *, download: bool = False
+) -> Iterator[tuple[str, dict[str, int]]]:
+    """Prepare the datasets of ``workloads`` (default: every offline one) in ``data_dir``.
+
+    Offline datasets are made here; catalog datasets are downloaded when ``download`` is set,
+    and otherwise must already be there. Yields ``("DATASET (WORKLOAD)", examples per split)``
+    as each is ready; an unknown name fails before anything is prepared.
+    """
+    from optarena.workloads import registry, suites
+
+    chosen = [registry.get(name) for name in workloads or suites.workloads("cpu")]
+    for workload in chosen:
+        if not workload.spec.offline and download:
+            download_and_prepare(workload.spec.dataset, data_dir)
+        sizes = {
+            split: data.num_examples(workload.load_split(split, data_dir)) for split in data.SPLITS
+        }
+        yield f"{workload.spec.dataset} ({workload.name})", sizes

@@ -10,6 +10,8 @@ import importlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from optarena.errors import UserError
+
 if TYPE_CHECKING:
     from optarena.workloads.base import Workload
 
@@ -31,7 +33,7 @@ _BUILTIN: tuple[tuple[str, str], ...] = (
 )
 
 
-class UnknownWorkloadError(LookupError):
+class UnknownWorkloadError(UserError, LookupError):
     """Raised for a workload name that is not registered."""
 
 

@@ -7,8 +7,9 @@ variants included; ``real`` is the workloads on downloaded TFDS catalog datasets
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from optarena.errors import UserError
 from optarena.workloads import registry
 
 QUICK = ("digits_mlp", "mnist1d_cnn")
@@ -25,8 +26,8 @@ _SUITES: dict[str, Callable[[], list[str]]] = {
 }
 
 
-class UnknownSuiteError(LookupError):
-    """Raised for a suite name that is not defined."""
+class UnknownSuiteError(UserError, LookupError):
+    """Raised for a suite name that is not defined, or workloads that are not in the suite."""
 
 
 def names() -> list[str]:
@@ -38,3 +39,20 @@ def workloads(suite: str) -> list[str]:
     if suite not in _SUITES:
         raise UnknownSuiteError(f"unknown suite {suite!r}; known: {', '.join(names())}")
     return _SUITES[suite]()
+
+
+def base_workloads(suite: str, only: Sequence[str] = ()) -> list[str]:
+    """The base workloads of ``suite`` in suite order, or those of them named in ``only``.
+
+    Raises `UnknownSuiteError` when ``only`` names anything that is not a base of the suite.
+    """
+    bases = [name for name in workloads(suite) if registry.get(name).spec.base is None]
+    if not only:
+        return bases
+    unknown = [name for name in only if name not in bases]
+    if unknown:
+        raise UnknownSuiteError(
+            f"workloads must be base workloads of suite {suite!r} ({', '.join(bases)}); "
+            f"got {', '.join(unknown)}"
+        )
+    return [name for name in bases if name in only]

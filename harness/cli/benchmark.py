@@ -1,0 +1,175 @@
+"""``optarena benchmark``: run every trial of a suite under a ruleset, resumably.
+
+The campaign (`optarena.harness.campaign`) plans every (workload, study, trial), skips the ones
+the store already holds and stores each other one as soon as it finishes: killing the command
+loses at most the trial in flight, and running it again picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+
+from optarena.harness.cli import common, progress
+
+if TYPE_CHECKING:
+    from optarena.harness.campaign import Campaign
+    from optarena.leaderboard.store import Store
+
+
+def summary(campaign: Campaign, store: Store, trial_ids: list[int]) -> Table:
+    """Per workload: planned trials and how the stored ones ended."""
+    frame = store.benchmark_trials(campaign.config.ruleset.value)
+    frame = frame[frame["trial_id"].isin(trial_ids)]
+    table = Table(
+        title=f"Benchmark of {campaign.submission.name} ({campaign.config.ruleset.value})"
+    )
+    for column in ("workload", "base", "trials", "statuses"):
+        table.add_column(column)
+    planned = Counter(trial.workload for trial in campaign.trials)
+    for workload, count in planned.items():
+        rows = frame[frame["workload"] == workload]
+        statuses = Counter(rows["status"])
+        table.add_row(
+            workload,
+            rows["base_workload"].iloc[0] if len(rows) else "-",
+            f"{len(rows)}/{count}",
+            ", ".join(f"{n} {status}" for status, n in sorted(statuses.items())),
+        )
+    return table
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    """Plan, skip what is stored, run the rest one at a time, store each trial as it ends."""
+    from optarena.harness import campaign
+    from optarena.harness.benchmark import BenchmarkConfig
+    from optarena.harness.executors import WallClockLimit, make_executor
+    from optarena.leaderboard.store import Store
+
+    config = BenchmarkConfig.for_ruleset(
+        args.ruleset,
+        studies=args.studies,
+        trials=args.trials,
+        seed=args.seed,
+        budget_factor=args.budget_factor,
+        max_steps=args.max_steps,
+        held_out=args.held_out,
+    )
+    store = Store(args.db)
+    data_dir = common.data_dir(args)
+    planned = campaign.prepare(
+        args.submission, args.suite, config, store, data_dir, workloads=args.workloads
+    )
+    pending = planned.pending
+    log = common.console(stderr=True)
+    drawn = ", ".join(f"{base} -> {variant}" for base, variant in planned.variants.items())
+    common.say(
+        log,
+        f"{planned.submission.name}, {config.ruleset.value} ruleset, suite {args.suite}: "
+        f"{len(planned.workloads)} workloads x {config.studies} studies x {config.trials} "
+        f"trials = {len(planned.trials)} trials; {len(planned.stored)} already stored, "
+        f"{len(pending)} to run. Held-out variants drawn with seed {config.seed}: "
+        + (drawn or "none"),
+    )
+    executor = make_executor(
+        args.executor, data_dir, WallClockLimit(margin=args.timeout_margin, setup_sec=args.setup)
+    )
+    started = time.monotonic()
+    bar = progress.CampaignProgress(
+        log, pending, done_before=len(planned.stored), total=len(planned.trials)
+    )
+    try:
+        with bar:
+            finished = campaign.run(
+                planned, executor, store, on_start=bar.on_start, on_finished=bar.on_finished
+            )
+    except KeyboardInterrupt:
+        common.say(
+            log,
+            "interrupted: the trial in flight is lost, finished ones are stored; "
+            "run the same command again to resume",
+        )
+        return common.Exit.INTERRUPTED
+    ids = campaign.trial_ids(planned, finished)
+    missed = sum(1 for done, _ in finished if not done.result.reached)
+    elapsed = common.format_duration(time.monotonic() - started)
+    if args.json:
+        frame = store.benchmark_trials(config.ruleset.value)
+        common.print_json(common.records(frame[frame["trial_id"].isin(ids)]))
+        return common.Exit.OK
+    out = common.console()
+    if ids:
+        out.print(summary(planned, store, ids))
+    common.say(
+        out,
+        f"{len(finished)} trials run ({missed} without reaching the target) in {elapsed}, "
+        f"{len(planned.stored)} skipped as already stored; in {store.url}",
+    )
+    return common.Exit.OK
+
+
+def register(commands) -> None:
+    help_text = (
+        "Run a submission on every workload of a suite under a ruleset (studies x trials), "
+        "storing each trial; rerun to resume."
+    )
+    sub = commands.add_parser("benchmark", help=help_text, description=help_text)
+    sub.set_defaults(handler=cmd_benchmark)
+    sub.add_argument(
+        "--submission", required=True, help="built-in name, path to a .py file, or plugin name"
+    )
+    sub.add_argument("--ruleset", required=True, choices=["external", "self"], help="ruleset")
+    sub.add_argument("--suite", required=True, help="workload suite, e.g. quick or cpu")
+    sub.add_argument(
+        "--workloads",
+        type=common.names,
+        default=(),
+        help="comma-separated base workloads of the suite to run (default: all of them)",
+    )
+    sub.add_argument(
+        "--no-held-out",
+        dest="held_out",
+        action="store_false",
+        help="skip the held-out variants (a development run; not comparable to a full one)",
+    )
+    sub.add_argument("--studies", type=common.positive_int, help="studies per workload (default 3)")
+    sub.add_argument(
+        "--trials",
+        type=common.positive_int,
+        help="trials per study (default: 5 under external tuning, 1 under self-tuning)",
+    )
+    sub.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="benchmark seed: held-out draw, study points and trial seeds (default 0)",
+    )
+    sub.add_argument(
+        "--budget-factor",
+        type=common.positive_float,
+        help="factor on workload budgets (default: 1 under external tuning, 1.5 under self)",
+    )
+    sub.add_argument(
+        "--max-steps", type=common.positive_int, help="cap every trial at this many steps"
+    )
+    sub.add_argument(
+        "--timeout-margin",
+        type=common.positive_float,
+        default=2.0,
+        help="a trial is killed after budget x this + the setup allowance (default 2)",
+    )
+    sub.add_argument(
+        "--setup-allowance",
+        dest="setup",
+        type=common.positive_float,
+        default=60.0,
+        help="wall-clock seconds allowed for a trial's setup (default 60)",
+    )
+    common.add_executor(sub)
+    common.add_json(sub)
+    common.add_store(sub)
+    common.add_data(sub)

@@ -1,0 +1,140 @@
+"""Live progress on stderr: a bar for one trial's budget, and one for a campaign's trials with
+a line per finished trial and the time left."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Column
+from rich.text import Text
+
+from optarena.harness.cli import common
+from optarena.records import EvalPoint, FinishedTrial, Trial
+
+
+@contextlib.contextmanager
+def trial_bar(
+    out: Console, trial: Trial, *, enabled: bool
+) -> Iterator[Callable[[EvalPoint], None]]:
+    """A bar of the trial's timed seconds against its budget, with its last validation value;
+    yields the ``on_eval`` callback that moves it."""
+    spec, budget = trial.spec, trial.config.budget_sec
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.1f}/{task.total:.0f} timed s"),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=out,
+        disable=not (enabled and out.is_terminal),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(trial.label, total=budget, status="compiling...")
+
+        def on_eval(point: EvalPoint) -> None:
+            value = point.validation.get(spec.metric, math.nan)
+            progress.update(
+                task,
+                completed=min(point.timed_sec, budget),
+                status=f"step {point.step}  val {spec.metric} {value:.4g} "
+                f"(target {spec.validation_target:g})",
+            )
+
+        yield on_eval
+
+
+class Eta:
+    """Time left: the budgets of the trials left, scaled by wall seconds per budget second so far.
+
+    Before any trial is done, every trial is assumed to use its whole budget.
+    """
+
+    def __init__(self, pending: Sequence[Trial]):
+        self._budget_left = sum(trial.config.budget_sec for trial in pending)
+        self._budget_done = 0.0
+        self._wall_done = 0.0
+
+    def finished(self, done: FinishedTrial) -> None:
+        self._budget_left -= done.trial.config.budget_sec
+        self._budget_done += done.trial.config.budget_sec
+        self._wall_done += done.wall_sec
+
+    def seconds(self) -> float:
+        ratio = self._wall_done / self._budget_done if self._budget_done else 1.0
+        return max(self._budget_left, 0.0) * ratio
+
+
+class _EtaColumn(ProgressColumn):
+    """The time left to the estimated end, counting down between trials."""
+
+    def render(self, task) -> Text:
+        left = max(task.fields["eta_at"] - time.monotonic(), 0.0)
+        return Text(f"ETA {common.format_duration(left)}")
+
+
+class CampaignProgress:
+    """A bar over trials (done of total, ETA) and a line per finished trial on ``out``.
+
+    Use as a context manager; pass `on_start` and `on_finished` to the campaign.
+    """
+
+    def __init__(self, out: Console, pending: Sequence[Trial], *, done_before: int, total: int):
+        self._out = out
+        self._eta = Eta(pending)
+        self._done = done_before
+        self._total = total
+        self._progress = Progress(
+            MofNCompleteColumn(),
+            TextColumn("trials"),
+            BarColumn(bar_width=20),
+            _EtaColumn(table_column=Column(no_wrap=True, min_width=10)),
+            TimeElapsedColumn(),
+            TextColumn(
+                "{task.description}",
+                table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis"),
+            ),
+            console=out,
+            disable=not out.is_terminal,
+            transient=True,
+        )
+        self._task = self._progress.add_task(
+            "starting", total=total, completed=done_before, eta_at=self._deadline()
+        )
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self._eta.seconds()
+
+    def __enter__(self) -> CampaignProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._progress.__exit__(*exc)
+
+    def on_start(self, trial: Trial) -> None:
+        self._progress.update(self._task, description=trial.label)
+
+    def on_finished(self, done: FinishedTrial, trial_id: int) -> None:
+        self._eta.finished(done)
+        self._done += 1
+        self._progress.update(self._task, completed=self._done, eta_at=self._deadline())
+        result = done.result
+        common.say(
+            self._out,
+            f"[{self._done}/{self._total}] {done.trial.label}: {result.status.value} "
+            f"({result.reason}), {result.timed_sec:.2f} of {done.trial.config.budget_sec:g} "
+            f"timed s, {done.wall_sec:.1f} s wall; trial {trial_id}; "
+            f"ETA {common.format_duration(self._eta.seconds())}",
+        )

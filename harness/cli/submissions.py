@@ -1,0 +1,77 @@
+"""``optarena submissions``: built-in and installed submissions, their rulesets and hashes.
+
+A plugin that fails to load is listed with its error, not fatal to the listing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from optarena.harness.cli import common
+
+
+def listing() -> list[dict[str, Any]]:
+    """One row per registered submission: what it is, or why it failed to load."""
+    from optarena.submissions import loader
+
+    rows: list[dict[str, Any]] = []
+    for name in loader.builtin_names() + sorted(loader.entry_points()):
+        try:
+            loaded = loader.load(name)
+        except loader.SubmissionError as error:
+            rows.append({"name": name, "origin": "?", "error": str(error)})
+            continue
+        rows.append(
+            {
+                "name": loaded.name,
+                "origin": loaded.origin,
+                "source_sha256": loaded.source_sha256,
+                "external_tuning": loaded.submission.search_space is not None,
+                "self_tuning": loaded.submission.self_tuning,
+                "search_space": loaded.submission.search_space,
+                "default_hparams": loaded.submission.default_hparams,
+            }
+        )
+    return rows
+
+
+def _space(space: Any) -> str:
+    if space is None:
+        return "-"
+    return ", ".join(space) if isinstance(space, Mapping) else f"{len(space)} points"
+
+
+def cmd_submissions(args: argparse.Namespace) -> int:
+    rows = listing()
+    if args.json:
+        common.print_json(rows)
+        return common.Exit.OK
+    table = Table(title="Submissions")
+    for column in ("name", "origin", "source sha256", "rulesets", "search space"):
+        table.add_column(column)
+    for row in rows:
+        if "error" in row:
+            failure = f"[red]failed to load: {escape(row['error'])}"
+            table.add_row(escape(row["name"]), row["origin"], "-", "-", failure)
+            continue
+        rulesets = [("external", row["external_tuning"]), ("self-tuning", row["self_tuning"])]
+        table.add_row(
+            escape(row["name"]),
+            escape(row["origin"]),
+            row["source_sha256"][:12],
+            ", ".join(name for name, allowed in rulesets if allowed) or "-",
+            escape(_space(row["search_space"])),
+        )
+    common.console().print(table)
+    return common.Exit.OK
+
+
+def register(commands) -> None:
+    sub = commands.add_parser("submissions", help="List built-in and installed submissions.")
+    sub.set_defaults(handler=cmd_submissions)
+    common.add_json(sub)
