@@ -24,7 +24,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from optarena.harness import runner
-from optarena.harness.results import TrialStatus
+from optarena.records import TrialStatus
 from optarena.submissions import loader
 from optarena.workloads import data, registry, suites
 from optarena.workloads.spec import MetricMode, WorkloadSpec

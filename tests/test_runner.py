@@ -12,7 +12,7 @@ import pytest
 from jax.experimental import io_callback
 
 from optarena.harness import runner
-from optarena.harness.results import TrialStatus
+from optarena.records import TrialStatus
 from optarena.submissions.api import Submission
 from optarena.workloads import registry
 from optarena.workloads.spec import MetricMode
