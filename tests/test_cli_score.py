@@ -11,8 +11,8 @@ import pytest
 from optarena.harness import cli
 from optarena.scoring.times_table import TimesTableError, validate_times
 
-ROOT = Path(__file__).resolve().parent.parent
-ALGOPERF_V06 = ROOT.parent / "shared" / "data" / "algoperf_v06"
+PUBLISHED = Path(__file__).resolve().parents[1] / "scoring" / "published"
+ALGOPERF_V06 = PUBLISHED / "algoperf_v06"
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -23,7 +23,7 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
 
 def test_algoperf_v06_times_reproduce_the_published_scores(capsys, tmp_path):
     times, published = ALGOPERF_V06 / "times.csv", ALGOPERF_V06 / "published_scores.csv"
-    assert times.exists(), f"{times} is part of the shared data this test needs"
+    assert times.exists(), f"{times} is part of the repository's published data"
     output = tmp_path / "scores.csv"
     code, out, err = _run(capsys, "score", "--times", str(times), "--output", str(output))
     assert code == 0, err
