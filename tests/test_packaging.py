@@ -69,13 +69,24 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     return wheel, files
 
 
+def _wheel_only_env(target: Path) -> dict[str, str]:
+    """An environment for ``python -S`` that imports optarena from ``target`` alone.
+
+    ``-S`` runs no ``.pth`` file, so the editable install's import hook, which would supply any
+    module missing from the wheel out of the repository, is not there; the dependencies stay
+    importable from this interpreter's site-packages, put on PYTHONPATH after ``target``.
+    """
+    site_dirs = [path for path in sys.path if path.endswith(("site-packages", "dist-packages"))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), *site_dirs])}
+
+
 @pytest.fixture(scope="module")
 def installed(built: tuple[Path, list[str]], tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """What a subprocess sees with only the installed wheel on PYTHONPATH, from an empty cwd.
+    """What a subprocess sees with only the installed wheel, from an empty working directory.
 
-    It imports the harness and the registry, tries the old top-level ``harness``, and has the
+    It imports the harness and the registry, tries the old top-level ``harness``, has the
     digits TFDS builder prepare its data from the installed files (TFDS finds a builder's
-    resources with ``importlib.resources.files``).
+    resources with ``importlib.resources.files``), then lists the optarena modules it loaded.
     """
     work = tmp_path_factory.mktemp("installed")
     target, cwd, data_dir, facts = work / "target", work / "cwd", work / "data", work / "facts"
@@ -93,13 +104,18 @@ def installed(built: tuple[Path, list[str]], tmp_path_factory: pytest.TempPathFa
             facts["import harness"] = "ModuleNotFoundError"
         arrays = registry.get("digits_mlp").load_split("validation", sys.argv[1])
         facts["validation"] = {name: list(array.shape) for name, array in arrays.items()}
+        facts["files"] += [
+            module.__file__ for name, module in sys.modules.items()
+            if name.split(".")[0] == "optarena" and getattr(module, "__file__", None)
+        ]
         with open(sys.argv[2], "w") as f:
             json.dump(facts, f)
         """
     )
-    env = {**os.environ, "PYTHONPATH": str(target)}
-    _run(sys.executable, "-c", script, data_dir, facts, cwd=cwd, env=env)
-    return {"target": target, "data_dir": data_dir, **json.loads(facts.read_text())}
+    env = _wheel_only_env(target)
+    _run(sys.executable, "-S", "-c", script, data_dir, facts, cwd=cwd, env=env)
+    paths = {"target": target, "data_dir": data_dir, "env": env, "cwd": cwd}
+    return paths | json.loads(facts.read_text())
 
 
 def test_wheel_has_one_top_level_package(built: tuple[Path, list[str]]) -> None:
@@ -124,9 +140,17 @@ def test_wheel_holds_every_package_file_and_the_data(built: tuple[Path, list[str
 
 
 def test_installed_wheel_imports_only_from_itself(installed: dict) -> None:
+    assert len(installed["files"]) > 2
     for file in installed["files"]:
         assert Path(file).resolve().is_relative_to(installed["target"].resolve()), file
     assert installed["import harness"] == "ModuleNotFoundError"
+
+
+def test_installed_wheel_runs_the_command_line(installed: dict) -> None:
+    """``python -m optarena``, the module behind the ``optarena`` script, is in the wheel."""
+    command = (sys.executable, "-S", "-m", "optarena", "--help")
+    out = _run(*command, cwd=installed["cwd"], env=installed["env"])
+    assert out.startswith("usage:")
 
 
 def test_installed_wheel_prepares_tfds_data(installed: dict) -> None:
