@@ -236,7 +236,7 @@ def test_version(capsys):
     assert capsys.readouterr().out.startswith("optarena ")
 
 
-def test_quickstart_runs_the_quick_suite_and_stores_every_trial(
+def test_quickstart_runs_the_quick_suite_stores_every_trial_and_feeds_the_leaderboard(
     capsys, tmp_path, data_dir, monkeypatch
 ):
     from optarena.leaderboard.store import Store
@@ -255,11 +255,37 @@ def test_quickstart_runs_the_quick_suite_and_stores_every_trial(
     assert "Summary" in out and all(w in out for w in suites.workloads("quick"))
     progress = [line for line in err.splitlines() if " on " in line and "(seed 0)" in line]
     assert len(progress) == len(expected)  # one line per trial
-    assert {tuple(line.split(" (seed")[0].split(" on ")) for line in progress} == expected
-    # Then the default points are scored as AlgoPerf scores, seeds standing for studies.
+    labels = {line.split("] ", 1)[1].split(" (seed")[0] for line in progress}
+    assert {tuple(label.split(" on ")) for label in labels} == expected
+    # The default points are scored as AlgoPerf scores, seeds standing for studies...
     scores = out[out.index("default points: scores") :]
     assert all(name in scores for name in loader.builtin_names())
     assert re.search(r"\b[01]\.\d{4}\b", scores), scores
+
+    # ... into a snapshot that the leaderboard shows, labelled as default points.
+    code, out, err = _run(capsys, "leaderboard", "--json", "--db", db)
+    assert code == 0, err
+    board = json.loads(out)
+    assert {row["submission"] for row in board["scores"]} == set(loader.builtin_names())
+    assert {row["ruleset"] for row in board["scores"]} == {"default"}
+    assert all(0.0 <= row["score"] <= 1.0 for row in board["scores"])
+    assert board["num_trials"] == len(expected)
+    code, out, _ = _run(capsys, "leaderboard", "--db", db)
+    assert code == 0 and "default points: scores" in out and "not training algorithms" in out
+
+    # A second run of the main job finds every trial stored and runs nothing.
+    code, out, err = _run(capsys, "quickstart", "--seeds", "1", "--db", db, "--data-dir", data_dir)
+    assert code == 0, err
+    assert len(Store(db).trials()) == len(expected)
+    assert f"({len(expected)} of them stored before)" in out
+
+    # `optarena score` then scores every benchmark trial stored: the default points here.
+    code, out, err = _run(capsys, "score", "--json", "--replicates", "20", "--db", db)
+    assert code == 0, err
+    scored = json.loads(out)
+    assert scored["snapshot_id"] == 3
+    assert {row["submission"] for row in scored["scores"]} == set(loader.builtin_names())
+    assert {row["workload"] for row in scored["workloads"]} == set(suites.workloads("quick"))
 
 
 def test_quickstart_unknown_suite_is_bad_input(capsys, tmp_path):

@@ -276,10 +276,18 @@ def test_leaderboard_shows_the_latest_snapshot(capsys, store_and_trials):
     assert code == 2 and "no score snapshot 7" in err
 
 
-def test_score_without_benchmark_trials_is_bad_input(capsys, tmp_path, monkeypatch):
-    store = Store(f"sqlite:///{tmp_path / 'empty.db'}")
-    monkeypatch.setattr(
-        Store, "benchmark_trials", lambda self, ruleset=None: pd.DataFrame(), raising=False
+def test_score_without_benchmark_trials_is_bad_input(capsys, tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'plain.db'}")
+    ref = SubmissionRef(name="plain", reference="plain", origin="test", source_sha256="0" * 64)
+    trial = Trial(submission=ref, spec=BASE, config=TrialConfig(seed=0, hparams=None, budget_sec=1))
+    store.add(  # a plain trial (`optarena run`), which no ruleset scores
+        FinishedTrial(
+            trial=trial,
+            result=_result(BASE, 1.0),
+            provenance=PROVENANCE,
+            started_at=NOW,
+            finished_at=NOW,
+        )
     )
     code, out, err = _run(capsys, "score", "--db", store.url)
     assert code == 2 and out == "" and "no benchmark trials" in err

@@ -193,13 +193,13 @@ def test_reproduce_reruns_stored_trials_exactly_and_reports_tampering(two_nights
 
 
 def test_reproduce_times_matches_published_v06_scores():
-    shared = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "algoperf_v06"
+    published = Path(__file__).resolve().parents[1] / "scoring" / "published" / "algoperf_v06"
     code, out, err = _main(
         "reproduce",
         "--times",
-        str(shared / "times.csv"),
+        str(published / "times.csv"),
         "--scores",
-        str(shared / "published_scores.csv"),
+        str(published / "published_scores.csv"),
     )
     assert code == 0, err
     assert "2 of 2 values within 0.0001" in out
@@ -207,13 +207,15 @@ def test_reproduce_times_matches_published_v06_scores():
 
 
 def test_reproduce_times_flags_a_wrong_recorded_score(tmp_path):
-    shared = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "algoperf_v06"
+    published = Path(__file__).resolve().parents[1] / "scoring" / "published" / "algoperf_v06"
     scores = tmp_path / "scores.csv"
     scores.write_text(
         "ruleset,submission,score\nexternal_tuning,shampoo,0.6250\n"
         "external_tuning,baseline,0.4590\n"
     )
-    code, out, _ = _main("reproduce", "--times", str(shared / "times.csv"), "--scores", str(scores))
+    code, out, _ = _main(
+        "reproduce", "--times", str(published / "times.csv"), "--scores", str(scores)
+    )
     assert code == 4
     assert "1 of 2 values within 0.0001" in out
 
