@@ -76,6 +76,9 @@ class BenchmarkConfig:
     @classmethod
     def for_ruleset(cls, ruleset: Ruleset | str, **overrides: Any) -> BenchmarkConfig:
         """The ruleset's defaults (see `DEFAULTS`), with any field given in ``overrides``."""
+        if ruleset not in tuple(Ruleset):
+            known = ", ".join(r.value for r in Ruleset)
+            raise PlanError(f"unknown ruleset {ruleset!r}; known: {known}")
         ruleset = Ruleset(ruleset)
         defaults = DEFAULTS[ruleset]
         fields = {

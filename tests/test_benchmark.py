@@ -28,13 +28,13 @@ def test_external_plan_samples_each_study_from_its_own_seed():
     assert len(trials) == 2 * 3 * 5  # AlgoPerf v0.6 defaults: 3 studies x 5 trials
     assert trials == _plan("external", workloads=("digits_mlp", "digits_mlp_tanh"), seed=3)
     by_study = {
-        study: [t.hparams for t in trials if t.workload == "digits_mlp" and t.study == study]
+        study: [t.config.hparams for t in trials if t.workload == "digits_mlp" and t.place.study == study]
         for study in range(3)
     }
     points = [tuple(sorted(p.items())) for study in by_study.values() for p in study]
     assert len(set(points)) == 15, "every study draws its own, distinct points"
     # The same points on every workload of a study (one search space, one tuning run per study).
-    assert [t.hparams for t in trials if t.workload == "digits_mlp_tanh" and t.study == 1] == (
+    assert [t.config.hparams for t in trials if t.workload == "digits_mlp_tanh" and t.place.study == 1] == (
         by_study[1]
     )
     space = loader.load("nadamw").submission.search_space
@@ -43,27 +43,27 @@ def test_external_plan_samples_each_study_from_its_own_seed():
             space["learning_rate"]["min"] <= point["learning_rate"] <= space["learning_rate"]["max"]
         )
         assert point["beta2"] in space["beta2"]["feasible_points"]
-    seeds = [t.seed for t in trials]
+    seeds = [t.config.seed for t in trials]
     assert len(set(seeds)) == len(seeds)
-    assert all(t.budget_sec == registry.get(t.workload).spec.budget_sec for t in trials)
-    assert _plan("external", seed=4)[0].hparams != trials[0].hparams
-    assert _plan("external", seed=4)[0].seed != trials[0].seed
+    assert all(t.config.budget_sec == registry.get(t.workload).spec.budget_sec for t in trials)
+    assert _plan("external", seed=4)[0].config.hparams != trials[0].config.hparams
+    assert _plan("external", seed=4)[0].config.seed != trials[0].config.seed
 
 
 def test_more_trials_extend_a_study_without_changing_its_first_points():
     three = _plan("external", studies=2, trials=3)
     five = _plan("external", studies=2, trials=5)
-    kept = [(t.study, t.trial, t.seed, t.hparams) for t in three]
-    assert kept == [(t.study, t.trial, t.seed, t.hparams) for t in five if t.trial < 3]
+    kept = [(t.place.study, t.place.trial, t.config.seed, t.config.hparams) for t in three]
+    assert kept == [(t.place.study, t.place.trial, t.config.seed, t.config.hparams) for t in five if t.place.trial < 3]
 
 
 def test_self_tuning_plan_has_no_hparams_and_a_longer_budget():
     trials = _plan("self")
-    assert [(t.study, t.trial) for t in trials] == [(0, 0), (1, 0), (2, 0)]
-    assert all(t.hparams is None and t.ruleset is Ruleset.SELF for t in trials)
-    assert all(t.budget_sec == 1.5 * registry.get("digits_mlp").spec.budget_sec for t in trials)
+    assert [(t.place.study, t.place.trial) for t in trials] == [(0, 0), (1, 0), (2, 0)]
+    assert all(t.config.hparams is None and t.place.ruleset is Ruleset.SELF for t in trials)
+    assert all(t.config.budget_sec == 1.5 * registry.get("digits_mlp").spec.budget_sec for t in trials)
     assert (
-        _plan("self", budget_factor=3.0)[0].budget_sec
+        _plan("self", budget_factor=3.0)[0].config.budget_sec
         == 3 * registry.get("digits_mlp").spec.budget_sec
     )
 
@@ -106,13 +106,13 @@ FIXED_LIST = """
 def test_a_fixed_list_gives_its_first_points_in_order(tmp_path):
     path = _write(tmp_path, "fixed.py", FIXED_LIST)
     trials = _plan("external", reference=path, studies=2, trials=5)
-    assert [(t.study, t.hparams["learning_rate"]) for t in trials] == [
+    assert [(t.place.study, t.config.hparams["learning_rate"]) for t in trials] == [
         (0, 0.1),
         (0, 0.2),
         (1, 0.1),
         (1, 0.2),
     ]
-    assert trials[0].submission == str(Path(path).resolve())
+    assert trials[0].submission.reference == str(Path(path).resolve())
 
 
 def test_plans_that_cannot_be_made_are_plan_errors(tmp_path):
@@ -240,7 +240,7 @@ def test_external_and_self_rulesets_store_studies_x_trials(capsys, tmp_path, dat
     planned = _plan(
         "external", workloads=("digits_mlp", "digits_mlp_tanh"), studies=2, trials=2, seed=1
     )
-    assert {(t.workload, t.study, t.trial, t.seed) for t in planned} == set(
+    assert {(t.workload, t.place.study, t.place.trial, t.config.seed) for t in planned} == set(
         zip(
             external["workload"],
             external["study"],

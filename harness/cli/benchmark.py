@@ -122,7 +122,11 @@ def register(commands) -> None:
     sub.add_argument(
         "--submission", required=True, help="built-in name, path to a .py file, or plugin name"
     )
-    sub.add_argument("--ruleset", required=True, choices=["external", "self"], help="ruleset")
+    sub.add_argument(
+        "--ruleset",
+        required=True,
+        help="external or self (or default: the submission's default point, seeds as studies)",
+    )
     sub.add_argument("--suite", required=True, help="workload suite, e.g. quick or cpu")
     sub.add_argument(
         "--workloads",
