@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from optarena.records import IDENTITY_FIELDS
+
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, str: String(255)}  # noqa: RUF012
@@ -119,17 +121,7 @@ class BenchmarkTrialRow(Base):
 
     __tablename__ = "benchmark_trials"
     __table_args__ = (
-        UniqueConstraint(
-            "submission_sha256",
-            "workload_sha256",
-            "ruleset",
-            "study",
-            "trial",
-            "seed",
-            "budget_sec",
-            "step_cap",
-            name="uq_benchmark_trial_identity",
-        ),
+        UniqueConstraint(*IDENTITY_FIELDS, name="uq_benchmark_trial_identity"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
