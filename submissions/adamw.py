@@ -9,53 +9,17 @@ from __future__ import annotations
 
 import optax
 
-from optarena.submissions.api import Hparams, Submission, WorkloadInfo
-
-SEARCH_SPACE = {
-    "learning_rate": {"min": 3e-4, "max": 3e-2, "scaling": "log"},
-    "one_minus_beta1": {"min": 0.02, "max": 0.2, "scaling": "log"},
-    "beta2": {"feasible_points": [0.99, 0.999]},
-    "weight_decay": {"min": 1e-3, "max": 1.0, "scaling": "log"},
-    "warmup_factor": {"feasible_points": [0.02, 0.05, 0.1]},
-}
-
-DEFAULT_HPARAMS = {
-    "learning_rate": 3e-3,
-    "one_minus_beta1": 0.1,
-    "beta2": 0.999,
-    "weight_decay": 0.01,
-    "warmup_factor": 0.05,
-}
+from optarena.submissions import Submission, WorkloadInfo
+from optarena.submissions.adam_space import DEFAULT_HPARAMS, SEARCH_SPACE
+from optarena.submissions.schedules import warmup_cosine
 
 
-def warmup_cosine(peak: float, warmup_factor: float, step_hint: int) -> optax.Schedule:
-    """Linear warmup from 0 over ``warmup_factor * step_hint`` steps, cosine to 0 at step_hint."""
-    warmup_steps = int(warmup_factor * step_hint)
-    return optax.warmup_cosine_decay_schedule(
-        init_value=0.0,
-        peak_value=peak,
-        warmup_steps=warmup_steps,
-        decay_steps=max(step_hint, warmup_steps + 1),
-        end_value=0.0,
-    )
-
-
-def make_optimizer(hparams: Hparams | None, info: WorkloadInfo) -> optax.GradientTransformation:
+def adamw(
+    info: WorkloadInfo, learning_rate, one_minus_beta1, beta2, weight_decay, warmup_factor
+) -> optax.GradientTransformation:
     """AdamW on a warmup + cosine schedule sized by ``info.step_hint``."""
-    hp = {**DEFAULT_HPARAMS, **(hparams or {})}
-    return optax.adamw(
-        learning_rate=warmup_cosine(hp["learning_rate"], hp["warmup_factor"], info.step_hint),
-        b1=1.0 - hp["one_minus_beta1"],
-        b2=hp["beta2"],
-        eps=1e-8,
-        weight_decay=hp["weight_decay"],
-    )
+    schedule = warmup_cosine(learning_rate, warmup_factor, info.step_hint)
+    return optax.adamw(schedule, 1.0 - one_minus_beta1, beta2, eps=1e-8, weight_decay=weight_decay)
 
 
-SUBMISSION = Submission(
-    name="adamw",
-    make_optimizer=make_optimizer,
-    search_space=SEARCH_SPACE,
-    default_hparams=DEFAULT_HPARAMS,
-    self_tuning=True,
-)
+SUBMISSION = Submission.from_builder(adamw, SEARCH_SPACE, DEFAULT_HPARAMS, self_tuning=True)

@@ -2,12 +2,14 @@
 
 A submission module exposes ``SUBMISSION = Submission(...)``. The harness owns
 gradients, jit, sharding and ``optax.apply_updates``; a submission only says how
-to turn hyperparameters into an ``optax.GradientTransformation``.
+to turn hyperparameters into an ``optax.GradientTransformation``. `with_defaults`
+turns a builder taking the hyperparameters as keyword arguments into that factory.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +70,28 @@ class Submission:
     batch_size: Callable[[WorkloadInfo], int] | None = None
     eval_params: Callable[[Any, Any], Any] | None = None
 
+    @classmethod
+    def from_builder(
+        cls,
+        build: Callable[..., optax.GradientTransformation],
+        search_space: SearchSpace | None = None,
+        default_hparams: Hparams | None = None,
+        **fields: Any,
+    ) -> Submission:
+        """The submission whose ``make_optimizer`` is ``with_defaults(build, default_hparams)``,
+        named after ``build`` unless ``fields`` give a ``name``.
+
+        ``fields`` are the other fields (``name``, ``self_tuning``, hooks), so that a submission
+        is a builder and this one line.
+        """
+        fields.setdefault("name", getattr(build, "__name__", ""))
+        return cls(
+            make_optimizer=with_defaults(build, default_hparams or {}),
+            search_space=search_space,
+            default_hparams=default_hparams,
+            **fields,
+        )
+
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"submission name must be a non-empty string, got {self.name!r}")
@@ -79,3 +103,48 @@ class Submission:
             value = getattr(self, hook)
             if value is not None and not callable(value):
                 raise TypeError(f"{hook} must be callable or None, got {value!r}")
+
+
+def with_defaults(
+    build: Callable[..., optax.GradientTransformation], defaults: Hparams
+) -> Callable[[Hparams | None, WorkloadInfo], optax.GradientTransformation]:
+    """A ``make_optimizer`` that calls ``build(info, **point)``, where ``point`` is ``defaults``
+    updated by the trial's hyperparameters (``defaults`` alone when they are ``None``).
+
+    This is the one place where a point is completed, so that a builder names its
+    hyperparameters as arguments and never merges dictionaries. A name that ``build`` does not
+    take, or one it needs that neither gives, raises a ``ValueError`` naming it instead of being
+    dropped or failing inside ``build``; a builder with ``**kwargs`` takes any name.
+    """
+    parameters = list(inspect.signature(build).parameters.values())
+    if not parameters or parameters[0].kind not in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    ):
+        raise TypeError(f"build must take the WorkloadInfo as its first argument, got {build!r}")
+    parameters = parameters[1:]
+    named = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    required = {p.name for p in parameters if p.name in named and p.default is p.empty}
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    where = getattr(build, "__name__", repr(build))
+
+    def check_names(point: Hparams) -> None:
+        unknown = [] if open_ended else sorted(set(point) - set(named))
+        if unknown:
+            raise ValueError(
+                f"{where}: unknown hyperparameter(s) {', '.join(unknown)}; "
+                f"known: {', '.join(named) or 'none'}"
+            )
+
+    check_names(defaults)
+
+    def make_optimizer(hparams: Hparams | None, info: WorkloadInfo) -> optax.GradientTransformation:
+        point = {**defaults, **(hparams or {})}
+        check_names(point)
+        missing = sorted(required - set(point))
+        if missing:
+            raise ValueError(f"{where}: no value for hyperparameter(s) {', '.join(missing)}")
+        return build(info, **point)
+
+    make_optimizer.__doc__ = build.__doc__
+    return make_optimizer

@@ -3,58 +3,25 @@
 Each layer's Adam step is rescaled by ``||w|| / ||update||`` (``optax.lamb``), so the learning
 rate sets a relative step per layer and large batches train stably. The learning rate rises
 linearly from 0 for ``warmup_factor * step_hint`` steps, then follows a cosine to 0 at
-``step_hint``.
+``step_hint``. Its search space is AlgoPerf's Adam-family space with larger learning rates.
 """
 
 from __future__ import annotations
 
 import optax
 
-from optarena.submissions.api import Hparams, Submission, WorkloadInfo
+from optarena.submissions import Submission, WorkloadInfo, adam_space
+from optarena.submissions.schedules import warmup_cosine
 
-SEARCH_SPACE = {
-    "learning_rate": {"min": 1e-3, "max": 1e-1, "scaling": "log"},
-    "one_minus_beta1": {"min": 0.02, "max": 0.2, "scaling": "log"},
-    "beta2": {"feasible_points": [0.99, 0.999]},
-    "weight_decay": {"min": 1e-3, "max": 1.0, "scaling": "log"},
-    "warmup_factor": {"feasible_points": [0.02, 0.05, 0.1]},
-}
-
-DEFAULT_HPARAMS = {
-    "learning_rate": 1e-2,
-    "one_minus_beta1": 0.1,
-    "beta2": 0.999,
-    "weight_decay": 0.01,
-    "warmup_factor": 0.05,
-}
+SEARCH_SPACE, DEFAULT_HPARAMS = adam_space.with_learning_rate(1e-3, 1e-1, default=1e-2)
 
 
-def warmup_cosine(peak: float, warmup_factor: float, step_hint: int) -> optax.Schedule:
-    """Linear warmup from 0 over ``warmup_factor * step_hint`` steps, cosine to 0 at step_hint."""
-    warmup_steps = int(warmup_factor * step_hint)
-    return optax.warmup_cosine_decay_schedule(
-        init_value=0.0,
-        peak_value=peak,
-        warmup_steps=warmup_steps,
-        decay_steps=max(step_hint, warmup_steps + 1),
-        end_value=0.0,
-    )
-
-
-def make_optimizer(hparams: Hparams | None, info: WorkloadInfo) -> optax.GradientTransformation:
+def lamb(
+    info: WorkloadInfo, learning_rate, one_minus_beta1, beta2, weight_decay, warmup_factor
+) -> optax.GradientTransformation:
     """``optax.lamb`` on a warmup + cosine schedule sized by ``info.step_hint``."""
-    hp = {**DEFAULT_HPARAMS, **(hparams or {})}
-    return optax.lamb(
-        learning_rate=warmup_cosine(hp["learning_rate"], hp["warmup_factor"], info.step_hint),
-        b1=1.0 - hp["one_minus_beta1"],
-        b2=hp["beta2"],
-        weight_decay=hp["weight_decay"],
-    )
+    schedule = warmup_cosine(learning_rate, warmup_factor, info.step_hint)
+    return optax.lamb(schedule, b1=1.0 - one_minus_beta1, b2=beta2, weight_decay=weight_decay)
 
 
-SUBMISSION = Submission(
-    name="lamb",
-    make_optimizer=make_optimizer,
-    search_space=SEARCH_SPACE,
-    default_hparams=DEFAULT_HPARAMS,
-)
+SUBMISSION = Submission.from_builder(lamb, SEARCH_SPACE, DEFAULT_HPARAMS)

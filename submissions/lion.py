@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import optax
 
-from optarena.submissions.api import Hparams, Submission, WorkloadInfo
+from optarena.submissions import Submission, WorkloadInfo
+from optarena.submissions.schedules import warmup_cosine
 
 SEARCH_SPACE = {
     "learning_rate": {"min": 3e-5, "max": 3e-3, "scaling": "log"},
@@ -29,32 +30,13 @@ DEFAULT_HPARAMS = {
 }
 
 
-def warmup_cosine(peak: float, warmup_factor: float, step_hint: int) -> optax.Schedule:
-    """Linear warmup from 0 over ``warmup_factor * step_hint`` steps, cosine to 0 at step_hint."""
-    warmup_steps = int(warmup_factor * step_hint)
-    return optax.warmup_cosine_decay_schedule(
-        init_value=0.0,
-        peak_value=peak,
-        warmup_steps=warmup_steps,
-        decay_steps=max(step_hint, warmup_steps + 1),
-        end_value=0.0,
-    )
-
-
-def make_optimizer(hparams: Hparams | None, info: WorkloadInfo) -> optax.GradientTransformation:
+def lion(
+    info: WorkloadInfo, learning_rate, one_minus_beta1, one_minus_beta2, weight_decay, warmup_factor
+) -> optax.GradientTransformation:
     """``optax.lion`` on a warmup + cosine schedule sized by ``info.step_hint``."""
-    hp = {**DEFAULT_HPARAMS, **(hparams or {})}
-    return optax.lion(
-        learning_rate=warmup_cosine(hp["learning_rate"], hp["warmup_factor"], info.step_hint),
-        b1=1.0 - hp["one_minus_beta1"],
-        b2=1.0 - hp["one_minus_beta2"],
-        weight_decay=hp["weight_decay"],
-    )
+    schedule = warmup_cosine(learning_rate, warmup_factor, info.step_hint)
+    b1, b2 = 1.0 - one_minus_beta1, 1.0 - one_minus_beta2
+    return optax.lion(schedule, b1=b1, b2=b2, weight_decay=weight_decay)
 
 
-SUBMISSION = Submission(
-    name="lion",
-    make_optimizer=make_optimizer,
-    search_space=SEARCH_SPACE,
-    default_hparams=DEFAULT_HPARAMS,
-)
+SUBMISSION = Submission.from_builder(lion, SEARCH_SPACE, DEFAULT_HPARAMS)

@@ -6,6 +6,7 @@ the exact code that produced them.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import importlib
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from optarena.errors import UserError
 from optarena.submissions.api import Submission
 
 ENTRY_POINT_GROUP = "optarena.submissions"
@@ -34,7 +36,7 @@ _BUILTIN: tuple[tuple[str, str], ...] = (
 )
 
 
-class SubmissionError(ValueError):
+class SubmissionError(UserError, ValueError):
     """A reference that does not name a loadable submission."""
 
 
@@ -83,19 +85,95 @@ def entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     return found
 
 
-def _hash_files(root: Path, files: list[Path]) -> str:
+def _is_optarena(name: str) -> bool:
+    return name == "optarena" or name.startswith("optarena.")
+
+
+def _module_file(name: str) -> Path | None:
+    """The file module ``name`` is (or would be) imported from; ``None`` for anything else,
+    such as a name imported from a module rather than a submodule."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.has_location or spec.origin is None:
+        return None
+    return Path(spec.origin).resolve()
+
+
+def _imported_names(file: Path, package: str | None) -> set[str]:
+    """Every module name ``file``'s import statements mention, read with ``ast``.
+
+    ``from a.b import c`` mentions ``a.b`` and ``a.b.c`` (``c`` may be a submodule); relative
+    imports are resolved against ``package`` and skipped when it is ``None``.
+    """
+    try:
+        tree = ast.parse(file.read_bytes(), filename=str(file))
+    except (SyntaxError, ValueError):
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level and package is None:
+                continue
+            relative = "." * node.level + (node.module or "")
+            base = importlib.util.resolve_name(relative, package) if node.level else relative
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return names
+
+
+def _project_modules(files: list[Path], package: str | None = None) -> dict[str, Path]:
+    """The ``optarena.*`` modules that ``files`` import, directly or through one another.
+
+    Modules are found by reading import statements, so an import inside a function counts as
+    much as one at the top of a file; each is located with `importlib.util.find_spec`, which
+    gives the module already imported when there is one.
+    """
+    found: dict[str, Path] = {}
+    pending = [(file, package) for file in files]
+    while pending:
+        file, file_package = pending.pop()
+        for name in sorted(_imported_names(file, file_package)):
+            if name in found or not _is_optarena(name):
+                continue
+            path = _module_file(name)
+            if path is None or path in files:
+                continue
+            found[name] = path
+            if path.suffix == ".py":
+                own_package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+                pending.append((path, own_package))
+    return found
+
+
+def _digest(root: Path, files: list[Path], package: str | None = None) -> str:
+    """sha256 of ``files`` (named by their path under ``root``) and of the project modules they
+    import (named by module name), so that the same code hashes the same wherever it lies."""
+    own = {file.relative_to(root).as_posix(): file for file in files}
+    named = {**own, **_project_modules(list(own.values()), package)}
     digest = hashlib.sha256()
-    for file in sorted(files):
-        digest.update(file.relative_to(root).as_posix().encode())
-        digest.update(file.read_bytes())
+    for label in sorted(named):
+        digest.update(label.encode())
+        digest.update(named[label].read_bytes())
     return digest.hexdigest()
 
 
 def source_sha256(module: ModuleType) -> str:
-    """sha256 of a module's source; for a package, of every ``.py`` file under it, in path order."""
+    """sha256 of a module's source and of every ``optarena`` module it imports, transitively.
+
+    A module's own source is its file or, for a package, every ``.py`` file under it. The
+    project modules it imports count too, so that a change to a shared piece (a schedule, the
+    defaults helper) makes every submission that uses it a new one, while a change to a module
+    it does not import leaves its hash as it was.
+    """
     path = Path(module.__file__ or "").resolve()
-    files = list(path.parent.rglob("*.py")) if path.name == "__init__.py" else [path]
-    return _hash_files(path.parent, files)
+    is_package = path.name == "__init__.py"
+    files = sorted(path.parent.rglob("*.py")) if is_package else [path]
+    package = module.__name__ if is_package else module.__name__.rpartition(".")[0]
+    return _digest(path.parent, files, package or None)
 
 
 def _submission_of(obj: object, origin: str) -> Submission:
@@ -110,17 +188,14 @@ def _submission_of(obj: object, origin: str) -> Submission:
     return candidate
 
 
-def _module_file(module: ModuleType) -> Path | None:
-    file = getattr(module, "__file__", None)
-    return Path(file).resolve() if file else None
-
-
 def _load_file(path: Path) -> tuple[ModuleType, str]:
     """Import a submission file; returns the module and the hash of its source and siblings.
 
     Modules the file imports from its own folder count as its source. They are taken out of
     ``sys.modules`` afterwards, so that another submission's same-named sibling (a ``utils.py``
-    in another folder, say) is imported afresh rather than confused with this one's.
+    in another folder, say) is imported afresh rather than confused with this one's. Project
+    (``optarena``) modules are never siblings, even for a file inside the project: they stay
+    imported and count by module name, as they do for every submission.
     """
     if not path.is_file():
         raise SubmissionNotFound(f"submission file not found: {path}")
@@ -147,20 +222,24 @@ def _load_file(path: Path) -> tuple[ModuleType, str]:
         sys.path.remove(str(folder))
         siblings = []
         for name in set(sys.modules) - already_loaded - {module_name}:
-            file = _module_file(sys.modules[name])
+            if _is_optarena(name):
+                continue
+            file = getattr(sys.modules[name], "__file__", None)
+            file = Path(file).resolve() if file else None
             if file is not None and file.is_relative_to(folder):
                 siblings.append(file)
                 del sys.modules[name]
-    return module, _hash_files(folder, [path.resolve(), *siblings])
+    return module, _digest(folder, [path.resolve(), *siblings])
 
 
-def _is_path(reference: str) -> bool:
+def is_path(reference: str) -> bool:
+    """Whether ``reference`` names a ``.py`` file rather than a built-in or an entry point."""
     return reference.endswith(".py") or "/" in reference or "\\" in reference
 
 
 def load(reference: str) -> LoadedSubmission:
     """Load a submission by ``.py`` path, built-in name, or entry-point name (in that order)."""
-    if _is_path(reference):
+    if is_path(reference):
         module, digest = _load_file(Path(reference))
         return LoadedSubmission(_submission_of(module, reference), reference, digest)
     if reference in _REGISTRY:

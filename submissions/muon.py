@@ -15,7 +15,8 @@ import jax
 import optax
 import optax.contrib
 
-from optarena.submissions.api import Hparams, Submission, WorkloadInfo
+from optarena.submissions import Submission, WorkloadInfo
+from optarena.submissions.schedules import warmup_cosine
 
 SEARCH_SPACE = {
     "learning_rate": {"min": 3e-3, "max": 1e-1, "scaling": "log"},
@@ -32,18 +33,6 @@ DEFAULT_HPARAMS = {
     "weight_decay": 0.01,
     "warmup_factor": 0.05,
 }
-
-
-def warmup_cosine(peak: float, warmup_factor: float, step_hint: int) -> optax.Schedule:
-    """Linear warmup from 0 over ``warmup_factor * step_hint`` steps, cosine to 0 at step_hint."""
-    warmup_steps = int(warmup_factor * step_hint)
-    return optax.warmup_cosine_decay_schedule(
-        init_value=0.0,
-        peak_value=peak,
-        warmup_steps=warmup_steps,
-        decay_steps=max(step_hint, warmup_steps + 1),
-        end_value=0.0,
-    )
 
 
 def _last_key(path: tuple) -> str:
@@ -66,24 +55,23 @@ def muon_dimensions(params: Any) -> Any:
     return jax.tree_util.tree_map_with_path(dimensions, params)
 
 
-def make_optimizer(hparams: Hparams | None, info: WorkloadInfo) -> optax.GradientTransformation:
+def muon(
+    info: WorkloadInfo,
+    learning_rate,
+    adam_learning_rate,
+    one_minus_beta,
+    weight_decay,
+    warmup_factor,
+) -> optax.GradientTransformation:
     """``optax.contrib.muon`` on layer kernels, AdamW elsewhere, both on warmup + cosine."""
-    hp = {**DEFAULT_HPARAMS, **(hparams or {})}
     return optax.contrib.muon(
-        learning_rate=warmup_cosine(hp["learning_rate"], hp["warmup_factor"], info.step_hint),
-        adam_learning_rate=warmup_cosine(
-            hp["adam_learning_rate"], hp["warmup_factor"], info.step_hint
-        ),
-        beta=1.0 - hp["one_minus_beta"],
-        weight_decay=hp["weight_decay"],
-        adam_weight_decay=hp["weight_decay"],
+        learning_rate=warmup_cosine(learning_rate, warmup_factor, info.step_hint),
+        adam_learning_rate=warmup_cosine(adam_learning_rate, warmup_factor, info.step_hint),
+        beta=1.0 - one_minus_beta,
+        weight_decay=weight_decay,
+        adam_weight_decay=weight_decay,
         muon_weight_dimension_numbers=muon_dimensions,
     )
 
 
-SUBMISSION = Submission(
-    name="muon",
-    make_optimizer=make_optimizer,
-    search_space=SEARCH_SPACE,
-    default_hparams=DEFAULT_HPARAMS,
-)
+SUBMISSION = Submission.from_builder(muon, SEARCH_SPACE, DEFAULT_HPARAMS)

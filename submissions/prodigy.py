@@ -11,32 +11,17 @@ from __future__ import annotations
 import optax
 import optax.contrib
 
-from optarena.submissions.api import Hparams, Submission, WorkloadInfo
+from optarena.submissions import Submission, WorkloadInfo
+from optarena.submissions.schedules import warmup_cosine
 
 WARMUP_FACTOR = 0.05
 WEIGHT_DECAY = 0.0
 
 
-def make_optimizer(hparams: Hparams | None, info: WorkloadInfo) -> optax.GradientTransformation:
+def prodigy(info: WorkloadInfo) -> optax.GradientTransformation:
     """Prodigy with a unit learning-rate multiplier on a warmup + cosine schedule."""
-    if hparams:
-        raise ValueError(f"prodigy has no hyperparameters to set, got {sorted(hparams)}")
-    warmup_steps = int(WARMUP_FACTOR * info.step_hint)
-    schedule = optax.warmup_cosine_decay_schedule(
-        init_value=0.0,
-        peak_value=1.0,
-        warmup_steps=warmup_steps,
-        decay_steps=max(info.step_hint, warmup_steps + 1),
-        end_value=0.0,
-    )
-    return optax.contrib.prodigy(
-        learning_rate=schedule, weight_decay=WEIGHT_DECAY, safeguard_warmup=True
-    )
+    schedule = warmup_cosine(1.0, WARMUP_FACTOR, info.step_hint)
+    return optax.contrib.prodigy(schedule, weight_decay=WEIGHT_DECAY, safeguard_warmup=True)
 
 
-SUBMISSION = Submission(
-    name="prodigy",
-    make_optimizer=make_optimizer,
-    search_space=None,
-    self_tuning=True,
-)
+SUBMISSION = Submission.from_builder(prodigy, self_tuning=True)

@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
+from optarena.errors import UserError
+
 Point = dict[str, Any]
 """One point of a search space: hyperparameter name -> value."""
 
@@ -34,7 +36,7 @@ class Scaling(StrEnum):
     LINEAR = "linear"
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(UserError, ValueError):
     """A search space that does not follow the accepted forms."""
 
 

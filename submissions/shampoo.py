@@ -31,7 +31,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from optarena.submissions.api import Hparams, Submission, WorkloadInfo
+from optarena.submissions import Submission, WorkloadInfo
+from optarena.submissions.adam_space import DEFAULT_HPARAMS, SEARCH_SPACE
+from optarena.submissions.schedules import warmup_cosine
 
 
 class KroneckerFactors(NamedTuple):
@@ -181,47 +183,20 @@ def graft(
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-SEARCH_SPACE = {
-    "learning_rate": {"min": 3e-4, "max": 3e-2, "scaling": "log"},
-    "one_minus_beta1": {"min": 0.02, "max": 0.2, "scaling": "log"},
-    "beta2": {"feasible_points": [0.99, 0.999]},
-    "weight_decay": {"min": 1e-3, "max": 1.0, "scaling": "log"},
-    "warmup_factor": {"feasible_points": [0.02, 0.05, 0.1]},
-}
-
-DEFAULT_HPARAMS = {
-    "learning_rate": 3e-3,
-    "one_minus_beta1": 0.1,
-    "beta2": 0.999,
-    "weight_decay": 0.01,
-    "warmup_factor": 0.05,
-}
-
 PRECONDITION_EVERY = 10
 MATRIX_EPS = 1e-6
-
-
-def warmup_cosine(peak: float, warmup_factor: float, step_hint: int) -> optax.Schedule:
-    """Linear warmup from 0 over ``warmup_factor * step_hint`` steps, cosine to 0 at step_hint."""
-    warmup_steps = int(warmup_factor * step_hint)
-    return optax.warmup_cosine_decay_schedule(
-        init_value=0.0,
-        peak_value=peak,
-        warmup_steps=warmup_steps,
-        decay_steps=max(step_hint, warmup_steps + 1),
-        end_value=0.0,
-    )
 
 
 def _rank_labels(params: Any) -> Any:
     return jax.tree.map(lambda p: "shampoo" if p.ndim >= 2 else "adamw", params)
 
 
-def make_optimizer(hparams: Hparams | None, info: WorkloadInfo) -> optax.GradientTransformation:
+def shampoo(
+    info: WorkloadInfo, learning_rate, one_minus_beta1, beta2, weight_decay, warmup_factor
+) -> optax.GradientTransformation:
     """Adam-grafted Shampoo on matrices, AdamW elsewhere, on a warmup + cosine schedule."""
-    hp = {**DEFAULT_HPARAMS, **(hparams or {})}
-    schedule = warmup_cosine(hp["learning_rate"], hp["warmup_factor"], info.step_hint)
-    beta1, beta2 = 1.0 - hp["one_minus_beta1"], hp["beta2"]
+    schedule = warmup_cosine(learning_rate, warmup_factor, info.step_hint)
+    beta1 = 1.0 - one_minus_beta1
     matrices = optax.chain(
         graft(
             magnitude=optax.scale_by_adam(b1=beta1, b2=beta2, eps=1e-8),
@@ -230,16 +205,11 @@ def make_optimizer(hparams: Hparams | None, info: WorkloadInfo) -> optax.Gradien
                 optax.ema(beta1, debias=True),
             ),
         ),
-        optax.add_decayed_weights(hp["weight_decay"]),
+        optax.add_decayed_weights(weight_decay),
         optax.scale_by_learning_rate(schedule),
     )
-    others = optax.adamw(schedule, b1=beta1, b2=beta2, eps=1e-8, weight_decay=hp["weight_decay"])
+    others = optax.adamw(schedule, b1=beta1, b2=beta2, eps=1e-8, weight_decay=weight_decay)
     return optax.partition({"shampoo": matrices, "adamw": others}, _rank_labels)
 
 
-SUBMISSION = Submission(
-    name="shampoo",
-    make_optimizer=make_optimizer,
-    search_space=SEARCH_SPACE,
-    default_hparams=DEFAULT_HPARAMS,
-)
+SUBMISSION = Submission.from_builder(shampoo, SEARCH_SPACE, DEFAULT_HPARAMS)

@@ -79,6 +79,20 @@ def test_builtins_cover_the_baseline_families_and_can_enter_a_ruleset():
     assert loader.load("schedule_free_adamw").submission.eval_params is not None
 
 
+@pytest.mark.parametrize("name", loader.builtin_names())
+def test_builtin_names_an_unknown_hyperparameter(name):
+    make_optimizer = loader.load(name).submission.make_optimizer
+    with pytest.raises(ValueError, match="no_such_hyperparameter"):
+        make_optimizer({"no_such_hyperparameter": 1.0}, INFO)
+
+
+def test_a_path_is_told_from_a_name():
+    for reference in ("mine.py", "subs/mine", "subs\\mine", "/abs/mine.py"):
+        assert loader.is_path(reference), reference
+    for reference in ("nadamw", "acme.plugin", "plugin_name"):
+        assert not loader.is_path(reference), reference
+
+
 def test_a_reference_to_nothing_is_not_found(tmp_path):
     for reference in ("no_such_submission_anywhere", str(tmp_path / "absent.py")):
         with pytest.raises(loader.SubmissionNotFound):
