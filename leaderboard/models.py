@@ -120,9 +120,7 @@ class BenchmarkTrialRow(Base):
     """
 
     __tablename__ = "benchmark_trials"
-    __table_args__ = (
-        UniqueConstraint(*IDENTITY_FIELDS, name="uq_benchmark_trial_identity"),
-    )
+    __table_args__ = (UniqueConstraint(*IDENTITY_FIELDS, name="uq_benchmark_trial_identity"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), unique=True)

@@ -28,15 +28,19 @@ def test_external_plan_samples_each_study_from_its_own_seed():
     assert len(trials) == 2 * 3 * 5  # AlgoPerf v0.6 defaults: 3 studies x 5 trials
     assert trials == _plan("external", workloads=("digits_mlp", "digits_mlp_tanh"), seed=3)
     by_study = {
-        study: [t.config.hparams for t in trials if t.workload == "digits_mlp" and t.place.study == study]
+        study: [
+            t.config.hparams
+            for t in trials
+            if t.workload == "digits_mlp" and t.place.study == study
+        ]
         for study in range(3)
     }
     points = [tuple(sorted(p.items())) for study in by_study.values() for p in study]
     assert len(set(points)) == 15, "every study draws its own, distinct points"
     # The same points on every workload of a study (one search space, one tuning run per study).
-    assert [t.config.hparams for t in trials if t.workload == "digits_mlp_tanh" and t.place.study == 1] == (
-        by_study[1]
-    )
+    assert [
+        t.config.hparams for t in trials if t.workload == "digits_mlp_tanh" and t.place.study == 1
+    ] == (by_study[1])
     space = loader.load("nadamw").submission.search_space
     for point in by_study[0]:
         assert (
@@ -54,14 +58,20 @@ def test_more_trials_extend_a_study_without_changing_its_first_points():
     three = _plan("external", studies=2, trials=3)
     five = _plan("external", studies=2, trials=5)
     kept = [(t.place.study, t.place.trial, t.config.seed, t.config.hparams) for t in three]
-    assert kept == [(t.place.study, t.place.trial, t.config.seed, t.config.hparams) for t in five if t.place.trial < 3]
+    assert kept == [
+        (t.place.study, t.place.trial, t.config.seed, t.config.hparams)
+        for t in five
+        if t.place.trial < 3
+    ]
 
 
 def test_self_tuning_plan_has_no_hparams_and_a_longer_budget():
     trials = _plan("self")
     assert [(t.place.study, t.place.trial) for t in trials] == [(0, 0), (1, 0), (2, 0)]
     assert all(t.config.hparams is None and t.place.ruleset is Ruleset.SELF for t in trials)
-    assert all(t.config.budget_sec == 1.5 * registry.get("digits_mlp").spec.budget_sec for t in trials)
+    assert all(
+        t.config.budget_sec == 1.5 * registry.get("digits_mlp").spec.budget_sec for t in trials
+    )
     assert (
         _plan("self", budget_factor=3.0)[0].config.budget_sec
         == 3 * registry.get("digits_mlp").spec.budget_sec

@@ -9,6 +9,7 @@ import pytest
 
 from optarena.harness import calibration, runner
 from optarena.harness.calibration import CalibrationError, CalibrationPlan, RunSummary
+from optarena.records import TrialConfig
 from optarena.submissions import loader
 from optarena.workloads import registry
 from optarena.workloads.spec import MetricMode, WorkloadSpec
@@ -222,19 +223,35 @@ def test_a_workload_is_calibrated_exactly_when_its_record_matches_its_spec(name)
 
 @pytest.mark.parametrize("name", BASES)
 def test_the_record_reproduces_on_its_first_seed(name, data_dir):
-    """The chosen point reaches the target at the recorded step; lr / 100 never does.
+    """lr / 100 never reaches the target; on the record's CPU model, the chosen point reaches it
+    at exactly the recorded step.
 
     The bad setting runs for ``step_hint`` steps: its schedule decays to zero there, so no
-    later step within any budget changes the parameters.
+    later step within any budget changes the parameters. XLA compiles different code for
+    different CPUs (instruction sets, vector widths), so the same seed gives the same numbers
+    on the same CPU model, not across models: the exact step is checked where it can hold.
     """
     workload = registry.get(name)
     spec, record = workload.spec, calibration.load_record(name)
     nadamw = loader.load(record["plan"]["submission"]).submission
     recorded = record["seed_runs"][0]
+    bad = record["checks"]["bad_setting"]
+    result = runner.run_trial(
+        workload,
+        nadamw,
+        TrialConfig(
+            seed=recorded["seed"], hparams=bad["hparams"], budget_sec=1e9, max_steps=spec.step_hint
+        ),
+        data_dir=data_dir,
+    )
+    assert not result.reached and result.num_steps == spec.step_hint
+    here, there = calibration.machine()["cpu"], record["machine"]["cpu"]
+    if here != there:
+        pytest.skip(f"{name}'s record was made on {there}, this CPU is {here}")
     good = runner.run_trial(
         workload,
         nadamw,
-        runner.TrialConfig(
+        TrialConfig(
             seed=recorded["seed"],
             hparams=record["chosen_hparams"],
             budget_sec=1e9,
@@ -243,13 +260,3 @@ def test_the_record_reproduces_on_its_first_seed(name, data_dir):
         data_dir=data_dir,
     )
     assert good.reached and good.steps_to_target == recorded["steps_to_target"]
-    bad = record["checks"]["bad_setting"]
-    result = runner.run_trial(
-        workload,
-        nadamw,
-        runner.TrialConfig(
-            seed=recorded["seed"], hparams=bad["hparams"], budget_sec=1e9, max_steps=spec.step_hint
-        ),
-        data_dir=data_dir,
-    )
-    assert not result.reached and result.num_steps == spec.step_hint
