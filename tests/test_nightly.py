@@ -229,7 +229,7 @@ def test_reproduce_times_flags_a_wrong_recorded_score(tmp_path):
         ("level = 1.5\n", "level must be between 0 and 1"),
         ("studies = [\n", "not valid TOML"),
         ('submissions = ["no_such_submission"]\n', "unknown submission 'no_such_submission'"),
-        ('workloads = ["mnist_cnn"]\n', "--workloads must name base workloads"),
+        ('workloads = ["mnist_cnn"]\n', "workloads must be base workloads"),
     ],
 )
 def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, text, message):
