@@ -22,9 +22,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import importlib.machinery
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -157,6 +159,25 @@ PRELOAD = (
 """Modules the fork server imports once, so that each trial's process starts without them."""
 
 
+@contextlib.contextmanager
+def _caller_script_hidden() -> Iterator[None]:
+    """Start processes without the caller's ``__main__``.
+
+    A new multiprocessing process first re-imports the parent's main script, which is only
+    safe for scripts guarded by ``if __name__ == "__main__"`` and impossible for code read from
+    stdin or typed in a notebook. A trial needs nothing from it (its target and arguments are
+    importable from optarena), so while a child starts, ``__main__`` reads as a module named
+    ``__main__``, which multiprocessing does not re-import.
+    """
+    main = sys.modules["__main__"]
+    saved = main.__dict__.get("__spec__")
+    main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+    try:
+        yield
+    finally:
+        main.__spec__ = saved
+
+
 def _die_with_parent(connection) -> None:
     """Kill this process as soon as the parent's end of ``connection`` closes.
 
@@ -223,7 +244,8 @@ class ChildProcessExecutor:
             target=_child, args=(trial, self.data_dir, sender), name=f"trial {trial.label}"
         )
         start = time.monotonic()
-        process.start()
+        with _caller_script_hidden():
+            process.start()
         sender.close()  # the child holds the only other end: its death closes the connection
         try:
             if not receiver.poll(limit):

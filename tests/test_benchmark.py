@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -373,3 +375,31 @@ def test_memory_errors_are_oom_and_other_exceptions_are_errors(tmp_path, data_di
     assert "MemoryError: deliberately out of memory" in outcomes[0].result.reason
     assert "RESOURCE_EXHAUSTED" in outcomes[1].result.reason
     assert all(math.isinf(o.result.time_to_target_sec) for o in outcomes)
+
+
+LIBRARY_SCRIPT = """
+from optarena.harness import campaign
+from optarena.harness.benchmark import BenchmarkConfig
+from optarena.harness.executors import make_executor
+from optarena.leaderboard.store import Store
+
+store = Store({db!r})
+config = BenchmarkConfig.for_ruleset("self", studies=1, max_steps=20, held_out=False)
+planned = campaign.prepare("nadamw", "quick", config, store, {data_dir!r}, workloads=["digits_mlp"])
+done = campaign.run(planned, make_executor("child-process", {data_dir!r}), store)
+print("statuses", *[finished.result.status.value for finished, _ in done])
+"""
+
+
+def test_the_library_runs_child_process_trials_from_a_script_without_a_main_guard(
+    tmp_path, data_dir
+):
+    """Code read from stdin (or a notebook, or an unguarded script) benchmarks as the CLI does:
+    the trials' processes never re-run the caller's script."""
+    script = LIBRARY_SCRIPT.format(db=f"sqlite:///{tmp_path / 'lib.db'}", data_dir=data_dir)
+    completed = subprocess.run(
+        [sys.executable, "-"], input=script, capture_output=True, text=True, timeout=600
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["statuses", "not_reached"], completed.stderr
+    assert "Traceback" not in completed.stderr
