@@ -288,6 +288,25 @@ def test_quickstart_runs_the_quick_suite_stores_every_trial_and_feeds_the_leader
     assert {row["workload"] for row in scored["workloads"]} == set(suites.workloads("quick"))
 
 
+def test_quickstart_fails_when_a_trial_does_not_run(capsys, tmp_path, data_dir, monkeypatch):
+    """A built-in that cannot train means a broken installation: the main job says so, exit 1."""
+    broken = tmp_path / "broken_update.py"
+    broken.write_text(
+        BROKEN_UPDATE.replace(
+            "make_optimizer=make_optimizer", "make_optimizer=make_optimizer, self_tuning=True"
+        )
+    )
+    monkeypatch.setattr(loader, "builtin_names", lambda: [str(broken)])
+    db = f"sqlite:///{tmp_path / 'broken.db'}"
+    code, _, err = _run(
+        capsys, "quickstart", "--seeds", "1", "--executor", "in-process", "--db", db,
+        "--data-dir", data_dir,
+    )  # fmt: skip
+    assert code == 1
+    assert "2 of 2 trials did not run to an outcome (error)" in err
+    assert "see `optarena trial 1`" in err
+
+
 def test_quickstart_unknown_suite_is_bad_input(capsys, tmp_path):
     db_file = tmp_path / "none.db"
     code, _, err = _run(capsys, "quickstart", "--suite", "nope", "--db", f"sqlite:///{db_file}")

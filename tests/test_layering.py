@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {
-    "optarena": "optarena",
+    "core": "optarena",
     "workloads": "optarena.workloads",
     "submissions": "optarena.submissions",
     "harness": "optarena.harness",

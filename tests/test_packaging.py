@@ -45,7 +45,7 @@ def _repository_files() -> list[str]:
 def _wheel_paths(repo_paths: list[str]) -> set[str]:
     """Where the files of package folders land in the wheel, per pyproject's package-dir."""
     setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    folders = {"optarena": "optarena", **setuptools["package-dir"]}
+    folders = setuptools["package-dir"]
     return {
         package.replace(".", "/") + path.removeprefix(folder)
         for path in repo_paths
@@ -151,6 +151,20 @@ def test_installed_wheel_runs_the_command_line(installed: dict) -> None:
     command = (sys.executable, "-S", "-m", "optarena", "--help")
     out = _run(*command, cwd=installed["cwd"], env=installed["env"])
     assert out.startswith("usage:")
+
+
+def test_installed_wheel_works_from_a_clone_of_the_repository(installed: dict) -> None:
+    """The README's first command installs the wheel and runs from the clone's root, where
+    ``python -m``, ``python -c`` and multiprocessing's fork server put the working directory
+    first on the path: no folder there may stand in for the installed ``optarena``."""
+    env = installed["env"]
+    out = _run(sys.executable, "-S", "-m", "optarena", "--help", cwd=REPO, env=env)
+    assert out.startswith("usage:")
+    code = (
+        "import optarena.harness.runner as r, optarena.records as c; print(r.__file__, c.__file__)"
+    )
+    files = _run(sys.executable, "-S", "-c", code, cwd=REPO, env=env).split()
+    assert all(Path(f).resolve().is_relative_to(installed["target"].resolve()) for f in files)
 
 
 def test_installed_wheel_prepares_tfds_data(installed: dict) -> None:

@@ -74,7 +74,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
                 "trials": common.records(trials),
             }
         )
-        return common.Exit.OK
+        return _verdict(trials)
     out = common.console()
     out.print(summary_table(trials))
     report.print_tables(out, *tables)
@@ -84,7 +84,25 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         f"scored as snapshot {snapshot_id}: `optarena leaderboard` shows it, "
         "`optarena trials` lists the trials.",
     )
-    return common.Exit.OK
+    return _verdict(trials)
+
+
+def _verdict(trials: pd.DataFrame) -> int:
+    """A built-in trial that did not run to an outcome (error, timeout, oom) means the
+    installation or the machine is broken, not a training algorithm: exit 1, saying which."""
+    from optarena.records import FAILED_STATUSES
+
+    failed = trials[trials["status"].isin([status.value for status in FAILED_STATUSES])]
+    if failed.empty:
+        return common.Exit.OK
+    first = failed.iloc[0]
+    common.say(
+        common.console(stderr=True),
+        f"optarena: quickstart: {len(failed)} of {len(trials)} trials did not run to an outcome "
+        f"({', '.join(sorted(set(failed['status'])))}); first: {first['submission']} on "
+        f"{first['workload']}: see `optarena trial {first['trial_id']}`",
+    )
+    return common.Exit.FAILED
 
 
 def register(commands) -> None:
