@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -34,6 +35,24 @@ def test_algoperf_v06_times_reproduce_the_published_scores(capsys, tmp_path):
     assert (merged["score"] - merged["published_score"]).abs().max() < 1e-4
     for row in merged.itertuples():
         assert row.submission in out and f"{row.score:.4f}" in out
+
+
+def test_score_times_json_has_every_table_and_no_infinity(capsys):
+    code, out, err = _run(capsys, "score", "--times", str(ALGOPERF_V06 / "times.csv"), "--json")
+    assert code == 0, err
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    scored = json.loads(out, parse_constant=refuse)
+    assert scored["times"].endswith("times.csv")
+    published = pd.read_csv(ALGOPERF_V06 / "published_scores.csv")
+    by_name = {row["submission"]: row["score"] for row in scored["scores"]}
+    for row in published.itertuples():
+        assert abs(by_name[row.submission] - row.published_score) < 1e-4
+    missed = [row for row in scored["workloads"] if row["mark"] == "missed"]
+    assert missed and all(row["time_to_target_sec"] is None for row in missed)
+    assert {row["left_out"] for row in scored["stability"]} >= {"wmt", "ogbg"}
 
 
 def _write(tmp_path, text: str) -> str:
