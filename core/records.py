@@ -162,14 +162,24 @@ class EvalPoint:
     step: int
     examples: int
     timed_sec: float
+    """Scored training seconds so far: ``step`` times the trial's step time (see
+    `optarena.harness.runner`)."""
     train_loss: float
     validation: Mapping[str, float]
     test: Mapping[str, float]
+    wall_sec: float = math.nan
+    """Wall-clock seconds of the training segments so far (NaN where not recorded)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrialResult:
-    """The outcome of one trial; times are timed seconds (compile included, evals excluded)."""
+    """The outcome of one trial.
+
+    ``time_to_target_sec`` and ``timed_sec`` are scored seconds: steps times the trial's step
+    time ``step_sec``, the median seconds per step over its evaluation segments (compile and
+    evaluations excluded). ``wall_time_to_target_sec`` is AlgoPerf's time, the raw wall clock:
+    compile plus the training segments up to the target; ``wall_sec`` the segments' total.
+    """
 
     status: TrialStatus
     reason: str
@@ -184,13 +194,18 @@ class TrialResult:
     device_kind: str
     flops_per_step: float | None
     eval_points: tuple[EvalPoint, ...]
+    wall_time_to_target_sec: float = math.inf
+    wall_sec: float = math.nan
+    step_sec: float = math.nan
 
     @property
     def reached(self) -> bool:
         return self.status is TrialStatus.REACHED
 
     @classmethod
-    def failed(cls, status: TrialStatus, reason: str, *, timed_sec: float = 0.0) -> TrialResult:
+    def failed(
+        cls, status: TrialStatus, reason: str, *, timed_sec: float = 0.0, compile_sec: float = 0.0
+    ) -> TrialResult:
         """The result of a trial that stopped without an outcome (error, timeout, oom).
 
         Nothing of its training is known: no steps, no evaluations, time to target infinite.
@@ -204,7 +219,7 @@ class TrialResult:
             steps_to_target=None,
             examples_to_target=None,
             timed_sec=timed_sec,
-            compile_sec=0.0,
+            compile_sec=compile_sec,
             num_steps=0,
             batch_size=0,
             num_devices=0,

@@ -34,7 +34,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from optarena.errors import UserError
-from optarena.harness import provenance
+from optarena.harness import isolation, provenance
 from optarena.records import FinishedTrial, Provenance, Trial, TrialResult, TrialStatus
 
 OnStart = Callable[[Trial], None]
@@ -193,7 +193,8 @@ def _die_with_parent(connection) -> None:
     threading.Thread(target=watch, name="parent watchdog", daemon=True).start()
 
 
-def _child(trial: Trial, data_dir: str, connection) -> None:
+def _child(trial: Trial, data_dir: str, core: int | None, connection) -> None:
+    isolation.isolate(core)
     _die_with_parent(connection)
     try:
         outcome: tuple[TrialResult, Provenance] | SpecMismatch = (
@@ -211,11 +212,16 @@ class ChildProcessExecutor:
 
     Children are forked from a fork server that has imported the harness once, so a trial's
     process starts in a fraction of a second; it is killed when the benchmark process dies.
+    Each child runs on one core (``core``, default: `isolation.trial_core`) with XLA
+    single-threaded (`optarena.harness.isolation`).
     """
 
-    def __init__(self, data_dir: str, limit: WallClockLimit | None = None):
+    def __init__(
+        self, data_dir: str, limit: WallClockLimit | None = None, *, core: int | None = None
+    ):
         self.data_dir = data_dir
         self.limit = limit or WallClockLimit()
+        self.core = isolation.trial_core() if core is None else core
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(list(PRELOAD))
 
@@ -241,7 +247,9 @@ class ChildProcessExecutor:
         limit = self.limit.seconds(trial.config.budget_sec)
         receiver, sender = self._context.Pipe(duplex=True)
         process = self._context.Process(
-            target=_child, args=(trial, self.data_dir, sender), name=f"trial {trial.label}"
+            target=_child,
+            args=(trial, self.data_dir, self.core, sender),
+            name=f"trial {trial.label}",
         )
         start = time.monotonic()
         with _caller_script_hidden():

@@ -1,23 +1,35 @@
 """Run one trial by the timing rules.
 
-Timed: every train step (data selection, gradient, optimizer update), the XLA
-compile of the train step (also recorded on its own), and ``eval_params``.
-Untimed: data preparation, model and optimizer init, evaluations, callbacks.
-Time is added up only after ``jax.block_until_ready``, at evaluation
-boundaries; the steps in between are dispatched asynchronously, so the clock
-still covers every step without a sync per step. Between boundaries the host
-clock is only compared with the remaining budget, so that a trial whose budget
-runs out stops dispatching at once.
+Timed: every train step (data selection, gradient, optimizer update) and ``eval_params``, in
+segments that end at evaluation boundaries. The clock is read only after
+``jax.block_until_ready``, at those boundaries; the steps in between are dispatched
+asynchronously, so the clock covers every step without a sync per step.
 
-A trial stops at the first evaluation that meets the validation target within
-the budget, when the budget (or ``max_steps``) is used up, or when the loss is
-no longer finite.
+Scored: a trial's scored seconds after ``n`` steps are ``n`` times its **step time**, the median
+over its segments so far of each segment's seconds per step (`StepTimer`). A busy machine
+slows some segments, not the median, and the median of a trial's own segments is the cost of
+its steps, slowest parts (a preconditioner refresh inside every segment) included. The raw
+wall-clock seconds are kept beside it (`TrialResult.wall_sec`, `EvalPoint.wall_sec`, and
+`wall_time_to_target_sec`, which is AlgoPerf's time: compile plus segments).
+
+Compiled, not scored: the XLA compile of the train step is recorded (``compile_sec``) and
+limited (``compile_limit_sec``; past it the trial is a ``timeout``), but not scored: on these
+budgets it would be most of the time and rank update rules by how fast XLA compiles them.
+
+Untimed: data preparation, model and optimizer init, evaluations, callbacks.
+
+A trial stops at the first evaluation that meets the validation target within the budget (in
+scored seconds), when the budget (or ``max_steps``) is used up, or when the loss is no longer
+finite. Inside a segment the host clock is compared with the remaining budget times
+`WALL_ALLOWANCE`, so that a pathologically slow step stops dispatching at once while load up
+to that factor never cuts a segment short.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -36,6 +48,30 @@ from optarena.workloads.base import Arrays, Workload
 
 Clock = Callable[[], float]
 DATA_AXIS = "data"
+COMPILE_LIMIT_SEC = 120.0
+"""The longest a train step may take to compile before the trial is a ``timeout``."""
+WALL_ALLOWANCE = 4.0
+"""How many times its remaining scored budget a segment may take in wall-clock seconds."""
+
+
+class StepTimer:
+    """A trial's step time: the median over its segments of wall seconds per step."""
+
+    def __init__(self) -> None:
+        self._per_step: list[float] = []
+
+    def add(self, wall_sec: float, steps: int) -> None:
+        if steps > 0:
+            self._per_step.append(wall_sec / steps)
+
+    @property
+    def step_sec(self) -> float:
+        """The median seconds per step so far (0 before any segment)."""
+        return statistics.median(self._per_step) if self._per_step else 0.0
+
+    def scored_sec(self, steps: int) -> float:
+        """The scored seconds of ``steps`` steps."""
+        return steps * self.step_sec
 
 
 class SubmissionFailure(UserError, RuntimeError):
@@ -178,6 +214,7 @@ def run_trial(
     mesh: Mesh | None = None,
     clock: Clock = time.perf_counter,
     on_eval: Callable[[EvalPoint], None] | None = None,
+    compile_limit_sec: float = COMPILE_LIMIT_SEC,
 ) -> TrialResult:
     """Train ``submission`` on ``workload`` once and time it by the rules (see module docstring)."""
     spec = workload.spec
@@ -219,7 +256,7 @@ def run_trial(
     }
     eval_params = jax.jit(submission.eval_params) if submission.eval_params else None
 
-    # Timed: compile, then steps in segments that end at evaluation boundaries.
+    # Compiled, limited, not scored.
     start = clock()
     try:
         compiled = (
@@ -238,18 +275,28 @@ def run_trial(
             f"{type(error).__name__}: {error}"
         ) from error
     compile_sec = clock() - start
-    timed_sec = compile_sec
+    if compile_sec > compile_limit_sec:
+        return TrialResult.failed(
+            TrialStatus.TIMEOUT,
+            f"compiling the train step took {compile_sec:.1f} s, over the limit of "
+            f"{compile_limit_sec:g} s",
+            compile_sec=compile_sec,
+        )
 
+    # Timed: steps in segments that end at evaluation boundaries.
+    timer = StepTimer()
+    wall_sec = 0.0
     points: list[EvalPoint] = []
     step = 0
     status: TrialStatus | None = None
     reason = ""
-    to_target: tuple[float, int, int] | None = None
+    to_target: tuple[float, float, int, int] | None = None
     max_steps = config.max_steps or math.inf
     while status is None:
         segment_end = min(step + spec.eval_every_steps, max_steps)
-        segment_start = clock()
-        deadline = segment_start + (config.budget_sec - timed_sec)
+        segment_start, segment_first = clock(), step
+        left = config.budget_sec - timer.scored_sec(step)
+        deadline = segment_start + WALL_ALLOWANCE * left
         while step < segment_end:
             state = compiled(state, next(batches), step_rng)
             step += 1
@@ -264,7 +311,10 @@ def run_trial(
                 raise SubmissionFailure(
                     f"{submission.name}.eval_params raised {type(error).__name__}: {error}"
                 ) from error
-        timed_sec += clock() - segment_start
+        segment_sec = clock() - segment_start
+        wall_sec += segment_sec
+        timer.add(segment_sec, step - segment_first)
+        scored_sec = timer.scored_sec(step)
 
         # Untimed: evaluation and bookkeeping.
         if not bool(state.all_finite):
@@ -276,7 +326,8 @@ def run_trial(
         point = EvalPoint(
             step=step,
             examples=step * info.batch_size,
-            timed_sec=timed_sec,
+            timed_sec=scored_sec,
+            wall_sec=wall_sec,
             train_loss=float(state.last_loss),
             validation=metrics["validation"],
             test=metrics["test"],
@@ -285,16 +336,15 @@ def run_trial(
         if on_eval is not None:
             on_eval(point)
         value = point.validation[spec.metric]
-        within_budget = timed_sec <= config.budget_sec
         if not all(math.isfinite(v) for v in point.validation.values()):
             status, reason = TrialStatus.DIVERGED, f"non-finite validation metrics at step {step}"
-        elif within_budget and spec.reached(value):
+        elif scored_sec <= config.budget_sec and spec.reached(value):
             status, reason = (
                 TrialStatus.REACHED,
                 f"validation {spec.metric} {value:.6g} at step {step}",
             )
-            to_target = (timed_sec, step, point.examples)
-        elif timed_sec >= config.budget_sec:
+            to_target = (scored_sec, compile_sec + wall_sec, step, point.examples)
+        elif scored_sec >= config.budget_sec:
             status, reason = TrialStatus.NOT_REACHED, f"budget of {config.budget_sec:g} s used up"
         elif step >= max_steps:
             status, reason = TrialStatus.NOT_REACHED, f"max_steps {config.max_steps} reached"
@@ -303,9 +353,12 @@ def run_trial(
         status=status,
         reason=reason,
         time_to_target_sec=to_target[0] if to_target else math.inf,
-        steps_to_target=to_target[1] if to_target else None,
-        examples_to_target=to_target[2] if to_target else None,
-        timed_sec=timed_sec,
+        wall_time_to_target_sec=to_target[1] if to_target else math.inf,
+        steps_to_target=to_target[2] if to_target else None,
+        examples_to_target=to_target[3] if to_target else None,
+        timed_sec=timer.scored_sec(step),
+        wall_sec=wall_sec,
+        step_sec=timer.step_sec,
         compile_sec=compile_sec,
         num_steps=step,
         batch_size=info.batch_size,

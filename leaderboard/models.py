@@ -2,8 +2,10 @@
 
 Trials (`SubmissionRow`, `WorkloadRow`, `TrialRow`, `EvalPointRow`, `BenchmarkTrialRow`),
 score snapshots (written by `optarena score`: every scoring is kept, dated) and the nightly
-job's history. `Store` creates whatever is missing of this schema when it opens a store,
-never altering what exists, so older stores gain the newer tables and keep their data.
+job's history. `Store` creates whatever is missing of this schema when it opens a store:
+missing tables, and missing nullable columns (added with ``ALTER TABLE ... ADD COLUMN``), never
+altering or dropping what exists, so older stores gain the newer tables and columns (NULL in
+their old rows) and keep their data.
 Non-finite numbers are stored as NULL. ORM objects stay inside `leaderboard/`.
 """
 
@@ -67,6 +69,10 @@ class TrialRow(Base):
     examples_to_target: Mapped[int | None]
     timed_sec: Mapped[float] = mapped_column(Float)
     compile_sec: Mapped[float] = mapped_column(Float)
+    wall_time_to_target_sec: Mapped[float | None] = mapped_column(Float)
+    """AlgoPerf's wall-clock time to target (compile included); NULL when missed or unknown."""
+    wall_sec: Mapped[float | None] = mapped_column(Float)
+    step_sec: Mapped[float | None] = mapped_column(Float)
     num_steps: Mapped[int]
     batch_size: Mapped[int]
     num_devices: Mapped[int]
@@ -100,6 +106,7 @@ class EvalPointRow(Base):
     step: Mapped[int]
     examples: Mapped[int]
     timed_sec: Mapped[float] = mapped_column(Float)
+    wall_sec: Mapped[float | None] = mapped_column(Float)
     train_loss: Mapped[float | None] = mapped_column(Float)
     validation: Mapped[dict[str, Any]]
     test: Mapped[dict[str, Any]]
@@ -153,6 +160,9 @@ class SnapshotRow(Base):
     bootstrap_seed: Mapped[int]
     interval_level: Mapped[float] = mapped_column(Float)
     optarena_version: Mapped[str]
+    time_basis: Mapped[str | None] = mapped_column(String(16))
+    """Which time the snapshot scored: ``scored`` or ``wall`` (NULL: from before the choice,
+    the wall clock with compile)."""
 
     scores: Mapped[list[SnapshotScoreRow]] = relationship(cascade="all, delete-orphan")
     workloads: Mapped[list[SnapshotWorkloadRow]] = relationship(cascade="all, delete-orphan")

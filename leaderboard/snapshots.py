@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import math
 from collections.abc import Iterable
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,22 @@ INPUT_COLUMNS = (
 )
 
 
+class TimeBasis(StrEnum):
+    """Which time to target a snapshot scores."""
+
+    SCORED = "scored"
+    """Steps times the trial's step time, compile excluded: robust to machine load (default)."""
+    WALL = "wall"
+    """AlgoPerf's raw wall clock, compile included."""
+
+
+def with_time_basis(trials: pd.DataFrame, basis: TimeBasis | str) -> pd.DataFrame:
+    """``trials`` with ``time_to_target_sec`` on ``basis`` (the scored time is the stored one)."""
+    if TimeBasis(basis) is TimeBasis.SCORED:
+        return trials
+    return trials.assign(time_to_target_sec=trials["wall_time_to_target_sec"])
+
+
 class NoSnapshotError(UserError, LookupError):
     """There is nothing to show or score yet."""
 
@@ -81,6 +98,7 @@ def save_snapshot(
     *,
     version: str,
     now: dt.datetime | None = None,
+    time_basis: TimeBasis | str = TimeBasis.SCORED,
 ) -> int:
     """Store ``report`` (computed from ``trials``) as a new dated snapshot; returns its id."""
     submission_hashes = trials.groupby(["ruleset", "submission"])["submission_sha256"].agg(_joined)
@@ -93,6 +111,7 @@ def save_snapshot(
         bootstrap_seed=settings.seed,
         interval_level=settings.level,
         optarena_version=version,
+        time_basis=TimeBasis(time_basis).value,
         scores=[
             SnapshotScoreRow(
                 ruleset=r.ruleset,
@@ -177,17 +196,21 @@ def score_store(
     *,
     version: str,
     trial_ids: Iterable[int] | None = None,
+    time_basis: TimeBasis | str = TimeBasis.SCORED,
 ) -> tuple[int, Report]:
-    """Score every benchmark trial in the store (or those of ``trial_ids``) and save the
-    snapshot: (snapshot id, report)."""
-    trials = store.benchmark_trials()
+    """Score every benchmark trial in the store (or those of ``trial_ids``) on ``time_basis``
+    and save the snapshot: (snapshot id, report)."""
+    trials = with_time_basis(store.benchmark_trials(), time_basis)
     if trial_ids is not None:
         wanted = [int(i) for i in trial_ids]
         trials = trials[trials["trial_id"].isin(wanted)].reset_index(drop=True)
     if trials.empty:
         raise NoSnapshotError(f"no benchmark trials in {store.url} to score")
     report = score_trials(trials, settings)
-    return save_snapshot(store, trials, report, settings, version=version), report
+    snapshot_id = save_snapshot(
+        store, trials, report, settings, version=version, time_basis=time_basis
+    )
+    return snapshot_id, report
 
 
 @dataclasses.dataclass(frozen=True)

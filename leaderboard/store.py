@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import create_engine, func, inspect, select
+from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import CreateColumn
 
 from optarena.errors import UserError
 from optarena.leaderboard.models import (
@@ -75,6 +76,7 @@ BENCHMARK_COLUMNS = (
     "seed",
     "status",
     "time_to_target_sec",
+    "wall_time_to_target_sec",
     "steps_to_target",
     "examples_to_target",
     "flops_per_step",
@@ -102,6 +104,11 @@ def _typed_benchmark_frame(frame: pd.DataFrame) -> pd.DataFrame:
     )
     for column in ("time_to_target_sec", "steps_to_target", "examples_to_target"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float).fillna(math.inf)
+    # Unknown (NULL) for trials stored before it was recorded: NaN where the target was
+    # reached, infinite where it was missed.
+    wall = pd.to_numeric(frame["wall_time_to_target_sec"], errors="coerce").astype(float)
+    missed = frame["time_to_target_sec"] == math.inf
+    frame["wall_time_to_target_sec"] = wall.where(~(missed & wall.isna()), math.inf)
     frame["flops_per_step"] = pd.to_numeric(frame["flops_per_step"], errors="coerce").astype(float)
     frame["budget_sec"] = frame["budget_sec"].astype(float)
     frame["finished_at"] = pd.to_datetime(frame["finished_at"], utc=True)
@@ -119,6 +126,18 @@ def check_url(url: str | None = None) -> str:
     except (ArgumentError, SQLAlchemyError, ImportError) as error:
         raise StoreError(f"cannot open store {url!r}: {error}".splitlines()[0]) from error
     return url
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add the schema's nullable columns that a store written by an older optarena lacks."""
+    inspector = inspect(engine)
+    with engine.begin() as connection:
+        for table in Base.metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present and column.nullable:
+                    ddl = CreateColumn(column).compile(dialect=engine.dialect)
+                    connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
 
 
 class Store:
@@ -159,6 +178,7 @@ class Store:
                     file.parent.mkdir(parents=True, exist_ok=True)
                 engine = create_engine(make_url(self.url))
                 Base.metadata.create_all(engine)
+                _add_missing_columns(engine)
             except (ArgumentError, SQLAlchemyError, ImportError, OSError) as error:
                 raise StoreError(
                     f"cannot open store {self.url!r}: {error}".splitlines()[0]
@@ -241,6 +261,9 @@ class Store:
             examples_to_target=result.examples_to_target,
             timed_sec=result.timed_sec,
             compile_sec=result.compile_sec,
+            wall_time_to_target_sec=_finite_or_none(result.wall_time_to_target_sec),
+            wall_sec=_finite_or_none(result.wall_sec),
+            step_sec=_finite_or_none(result.step_sec),
             num_steps=result.num_steps,
             batch_size=result.batch_size,
             num_devices=result.num_devices,
@@ -254,6 +277,7 @@ class Store:
                     step=p.step,
                     examples=p.examples,
                     timed_sec=p.timed_sec,
+                    wall_sec=_finite_or_none(p.wall_sec),
                     train_loss=_finite_or_none(p.train_loss),
                     validation=_json_metrics(p.validation),
                     test=_json_metrics(p.test),
@@ -295,6 +319,8 @@ class Store:
                 TrialRow.examples_to_target,
                 TrialRow.timed_sec,
                 TrialRow.compile_sec,
+                TrialRow.wall_sec,
+                TrialRow.step_sec,
                 TrialRow.num_steps,
                 TrialRow.batch_size,
                 TrialRow.num_devices,
@@ -338,6 +364,7 @@ class Store:
                 BenchmarkTrialRow.seed,
                 TrialRow.status,
                 TrialRow.time_to_target_sec,
+                TrialRow.wall_time_to_target_sec,
                 TrialRow.steps_to_target,
                 TrialRow.examples_to_target,
                 TrialRow.flops_per_step,
@@ -387,6 +414,7 @@ class Store:
                     step=r.step,
                     examples=r.examples,
                     timed_sec=r.timed_sec,
+                    wall_sec=math.nan if r.wall_sec is None else r.wall_sec,
                     train_loss=math.nan if r.train_loss is None else r.train_loss,
                     validation=restore(r.validation),
                     test=restore(r.test),

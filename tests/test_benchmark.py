@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from optarena.harness import benchmark, cli, executors
+from optarena.harness import benchmark, cli, executors, isolation
 from optarena.harness.benchmark import BenchmarkConfig, PlanError, Ruleset
 from optarena.leaderboard.store import Store
 from optarena.submissions import loader
@@ -403,3 +405,33 @@ def test_the_library_runs_child_process_trials_from_a_script_without_a_main_guar
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.split() == ["statuses", "not_reached"], completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+REPORTS_ITS_PROCESS = """
+    import json, os
+
+    import optax
+    from optarena.submissions.api import Submission
+
+    def make_optimizer(hparams, info):
+        with open(os.environ["OPTARENA_TEST_PROCESS_REPORT"], "w") as report:
+            json.dump({"cores": sorted(os.sched_getaffinity(0)),
+                       "xla_flags": os.environ.get("XLA_FLAGS", "")}, report)
+        return optax.sgd(0.1)
+
+    SUBMISSION = Submission(name="reports", make_optimizer=make_optimizer, self_tuning=True)
+"""
+
+
+def test_a_trial_process_runs_on_one_core_with_xla_single_threaded(tmp_path, data_dir, monkeypatch):
+    report = tmp_path / "process.json"
+    monkeypatch.setenv("OPTARENA_TEST_PROCESS_REPORT", str(report))
+    path = _write(tmp_path, "reports.py", REPORTS_ITS_PROCESS)
+    (trial,) = _plan("self", reference=path, studies=1, max_steps=1)
+    core = min(os.sched_getaffinity(0))
+    executor = executors.ChildProcessExecutor(data_dir, core=core)
+    (done,) = list(executor.run([trial]))
+    assert done.result.status.value == "not_reached", done.result.reason
+    seen = json.loads(report.read_text())
+    assert seen["cores"] == [core]
+    assert set(isolation.TRIAL_XLA_FLAGS) <= set(seen["xla_flags"].split())

@@ -50,11 +50,49 @@ def test_trial_config_rejects_bad_limits():
         runner.TrialConfig(seed=0, hparams=None, budget_sec=1.0, max_steps=0)
 
 
-def test_compile_time_is_counted_and_recorded(data_dir, fake_clock):
+def test_compile_time_is_recorded_but_not_scored(data_dir, fake_clock):
     result = run(workload(), sgd_submission(), fake_clock, data_dir=data_dir)
     assert result.compile_sec == fake_clock.tick
-    assert result.timed_sec >= result.compile_sec > 0
-    assert result.eval_points[0].timed_sec > result.compile_sec
+    # A segment of CADENCE steps reads the clock CADENCE + 2 times (start, each step, end).
+    step_sec = (CADENCE + 1) * fake_clock.tick / CADENCE
+    assert result.step_sec == step_sec
+    assert result.timed_sec == result.num_steps * step_sec == result.eval_points[-1].timed_sec
+    assert result.eval_points[0].timed_sec == CADENCE * step_sec
+    assert result.wall_sec == result.eval_points[-1].wall_sec == 2 * (CADENCE + 1) * fake_clock.tick
+
+
+def test_a_compile_over_its_limit_is_a_failed_trial(data_dir, make_clock):
+    result = run(
+        workload(), sgd_submission(), make_clock(tick=1.0), data_dir=data_dir, compile_limit_sec=0.5
+    )
+    assert result.status is TrialStatus.TIMEOUT and "compiling the train step took 1.0 s" in (
+        result.reason
+    )
+    assert result.compile_sec == 1.0 and result.num_steps == 0
+    assert result.time_to_target_sec == math.inf
+
+
+def test_load_on_some_segments_moves_the_wall_clock_not_the_scored_time(data_dir, make_clock):
+    """A busy machine during a minority of segments: the median segment is untouched."""
+    quiet_clock, loaded_clock = make_clock(), make_clock()
+    quiet = run(workload(), sgd_submission(), quiet_clock, data_dir=data_dir, max_steps=5 * CADENCE)
+
+    def load_during_the_second_and_fourth_segments(point):
+        loaded_clock.tick = quiet_clock.tick * (25.0 if point.step in (CADENCE, 3 * CADENCE) else 1)
+
+    loaded = run(
+        workload(),
+        sgd_submission(),
+        loaded_clock,
+        data_dir=data_dir,
+        max_steps=5 * CADENCE,
+        on_eval=load_during_the_second_and_fourth_segments,
+    )
+    assert loaded.wall_sec > 10 * quiet.wall_sec
+    assert loaded.timed_sec == quiet.timed_sec and loaded.step_sec == quiet.step_sec
+    # Where the loaded segments are a minority (1 of 3, 2 of 5), the median does not move.
+    for index in (2, 4):
+        assert loaded.eval_points[index].timed_sec == quiet.eval_points[index].timed_sec
 
 
 def test_max_steps_stop(data_dir, fake_clock):
@@ -146,8 +184,8 @@ def test_target_stop(data_dir, fake_clock):
 
 
 def test_budget_stop(data_dir, make_clock):
-    clock = make_clock(tick=1.0)
-    budget = 5.0
+    clock = make_clock(tick=1.0)  # 1.1 scored seconds per step: 11 per segment
+    budget = 25.0
     result = run(
         workload(), sgd_submission(), clock, data_dir=data_dir, budget_sec=budget, max_steps=1000
     )
@@ -155,8 +193,19 @@ def test_budget_stop(data_dir, make_clock):
     assert "budget" in result.reason
     assert result.time_to_target_sec == math.inf
     assert result.steps_to_target is None and result.examples_to_target is None
-    assert result.timed_sec >= budget
-    assert 0 < result.num_steps < CADENCE, "the budget, not the eval cadence, ended training"
+    assert [p.timed_sec for p in result.eval_points] == pytest.approx([11.0, 22.0, 33.0])
+    assert result.timed_sec >= budget and result.num_steps == 3 * CADENCE
+
+
+def test_a_step_too_slow_for_its_budget_stops_inside_a_segment(data_dir, make_clock):
+    """The wall clock cuts a segment at WALL_ALLOWANCE times the budget left."""
+    clock = make_clock(tick=1.0)
+    result = run(
+        workload(), sgd_submission(), clock, data_dir=data_dir, budget_sec=2.0, max_steps=1000
+    )
+    assert result.status is TrialStatus.NOT_REACHED and "budget" in result.reason
+    assert 0 < result.num_steps < CADENCE
+    assert result.num_steps == int(runner.WALL_ALLOWANCE * 2.0)
     assert len(result.eval_points) == 1
 
 

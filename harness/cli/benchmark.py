@@ -50,6 +50,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from optarena.harness.executors import WallClockLimit, make_executor
     from optarena.leaderboard.store import Store
 
+    common.isolate_in_process_trials(args)
     config = BenchmarkConfig.for_ruleset(
         args.ruleset,
         studies=args.studies,

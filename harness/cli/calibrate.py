@@ -72,6 +72,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from optarena.submissions import loader
     from optarena.workloads import registry
 
+    common.isolate_in_process_trials(args)
     workload = registry.get(args.workload)
     loaded = loader.load(args.submission)
     spec = workload.spec

@@ -48,6 +48,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     from optarena.leaderboard.store import Store
     from optarena.scoring.report import Settings
 
+    common.isolate_in_process_trials(args)
     store = Store(args.db)
     data_dir = common.data_dir(args)
     campaigns = campaign.main_job(args.suite, store, data_dir, seeds=args.seeds, seed=args.seed)

@@ -105,6 +105,7 @@ def _rerun(args: argparse.Namespace) -> int:
     from optarena.harness import reproduce
     from optarena.harness.executors import make_executor
 
+    common.isolate_in_process_trials(args)
     store = common.open_store(args, create=False)
     log = common.console(stderr=True)
 

@@ -27,6 +27,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from optarena.harness import single
     from optarena.leaderboard.store import Store
 
+    common.isolate_in_process_trials(args)
     trial = single.prepare(
         args.workload,
         args.submission,

@@ -27,8 +27,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         from optarena.leaderboard.snapshots import score_store
 
         store = common.open_store(args, create=False)
-        snapshot_id, scored = score_store(store, settings, version=version())
-        header.update(snapshot_id=snapshot_id, store=store.url)
+        snapshot_id, scored = score_store(store, settings, version=version(), time_basis=args.time)
+        header.update(snapshot_id=snapshot_id, store=store.url, time_basis=args.time)
         if not args.json:
             common.say(out, f"snapshot {snapshot_id} saved in {store.url}")
     if args.output:
@@ -75,6 +75,13 @@ def register(commands) -> None:
         type=common.fraction,
         default=0.95,
         help="interval confidence level, between 0 and 1 (default 0.95)",
+    )
+    sub.add_argument(
+        "--time",
+        choices=["scored", "wall"],
+        default="scored",
+        help="stored trials' time to score: scored (steps x step time, compile excluded; "
+        "the default) or wall (AlgoPerf's raw wall clock, compile included)",
     )
     common.add_json(sub)
     common.add_store(sub)
