@@ -4,21 +4,25 @@ The rule, as AlgoPerf sets its targets but sized for a CPU (all of it is recorde
 
 1. **Tune**: the baseline submission's default point and ``points`` quasi-random points of its
    search space (seed ``tuning_seed``) each train for ``steps`` steps, the schedule planned for
-   ``steps`` (it becomes ``step_hint``), evaluated every ``eval_every_steps``, and are ranked
+   ``steps`` (it becomes ``step_hint``), evaluated every ``eval_every_steps`` (at least every
+   `MIN_RESOLUTION` of ``step_hint``, so that a time to target resolves to 2%), and are ranked
    by their best validation metric at any evaluation.
 2. **Rerun** the ``finalists`` best points on every seed in ``seeds``; the winner is the
    finalist whose worst seed is best, so that one lucky seed cannot set the target.
 3. **Validation target**: the worst, over seeds, of each seed's best validation metric, rounded
    outward to 3 significant digits (so every recorded seed reaches it). **Test target**: the
    worst test metric over seeds at the evaluation where each first reached the validation
-   target, rounded outward the same way.
-4. **Budget**: twice the median over seeds of the quiet time to target, rounded up to 0.5 s.
-   The quiet time is the quiet compile time plus steps to target times the quiet per-step
-   time: the fastest compile and the fastest per-step time (over evaluation segments) among
-   the seed runs, which all run the same program. Load on a shared machine only ever adds
-   time, so the fastest measurement is the best estimate of the machine's own speed. The
-   baseline thus reaches the target in about half its budget. A budget over
-   `MAX_BUDGET_SEC` is an error.
+   target, rounded outward the same way. A target at the metric's bound (``metric_bound``,
+   an error rate of 0) moves off it by the smallest step its split can show, one example
+   (``1 / examples``, rounded outward): at the bound a trial is either perfect or never
+   reaches the target.
+4. **Budget**: twice the median over seeds of the quiet scored time to target, rounded up to
+   0.05 s. The quiet scored time is steps to target times the quiet step time: the fastest
+   step time (each run's median seconds per step over its evaluation segments, compile
+   excluded, as a trial is scored) among the seed runs, which all run the same program. Load
+   on a shared machine only ever adds time, so the fastest measurement is the best estimate
+   of the machine's own speed. The baseline thus reaches the target in about half its
+   budget. A budget over `MAX_BUDGET_SEC` is an error.
 5. **Checks**: the fraction of tuning points that reach the target within ``steps`` is recorded,
    and calibration fails when every point reaches it (the target says nothing), when the
    learning rate divided by 100 also reaches it, or when a recorded seed's quiet time to
@@ -47,7 +51,9 @@ from optarena.workloads.spec import MetricMode, WorkloadSpec
 
 MAX_BUDGET_SEC = 60.0
 BUDGET_FACTOR = 2.0
-BUDGET_ROUNDING_SEC = 0.5
+BUDGET_ROUNDING_SEC = 0.05
+MIN_RESOLUTION = 0.02
+"""The longest evaluation cadence, as a fraction of ``step_hint``."""
 TARGET_DIGITS = 3
 BAD_LEARNING_RATE_FACTOR = 0.01
 RECORD_DIR = Path(__file__).resolve().parent.parent / "workloads" / "calibration"
@@ -68,7 +74,7 @@ class RunSummary:
     """``(step, validation metric, test metric)`` at every evaluation."""
     compile_sec: float
     sec_per_step: float
-    """The fastest per-step time over the run's evaluation segments."""
+    """The run's step time: its median seconds per step over its evaluation segments."""
     diverged: bool = False
 
     def best_validation(self, mode: MetricMode) -> float:
@@ -104,10 +110,22 @@ def worst(values: Sequence[float], mode: MetricMode) -> float:
     return max(values) if mode is MetricMode.MIN else min(values)
 
 
-def derive_targets(spec: WorkloadSpec, seed_runs: Sequence[RunSummary]) -> tuple[float, float]:
-    """Validation and test targets from the winner's seed runs (rule 3)."""
+def off_bound(spec: WorkloadSpec, target: float, examples: int) -> float:
+    """``target``, or, where it sits at the metric's bound, one example's worth off it."""
+    if spec.metric_bound is None or target != spec.metric_bound:
+        return target
+    step = 1.0 / examples if spec.mode is MetricMode.MIN else -1.0 / examples
+    return round_outward(target + step, spec.mode)
+
+
+def derive_targets(
+    spec: WorkloadSpec, seed_runs: Sequence[RunSummary], split_sizes: Mapping[str, int]
+) -> tuple[float, float]:
+    """Validation and test targets from the winner's seed runs (rule 3); ``split_sizes`` gives
+    the validation and test examples, to move a target off the metric's bound."""
     mode = spec.mode
     validation = round_outward(worst([r.best_validation(mode) for r in seed_runs], mode), mode)
+    validation = off_bound(spec, validation, split_sizes["validation"])
     if not math.isfinite(validation):
         raise CalibrationError(f"{spec.name}: a seed run never gave a finite validation metric")
     tests = []
@@ -116,12 +134,14 @@ def derive_targets(spec: WorkloadSpec, seed_runs: Sequence[RunSummary]) -> tuple
         if reach is None:  # cannot happen after rounding outward, unless the curve is empty
             raise CalibrationError(f"{spec.name}: seed {run.seed} does not reach {validation}")
         tests.append(reach[1])
-    return validation, round_outward(worst(tests, mode), mode)
+    test = round_outward(worst(tests, mode), mode)
+    return validation, off_bound(spec, test, split_sizes["test"])
 
 
 @dataclasses.dataclass(frozen=True)
 class QuietSpeed:
-    """The machine's own speed for one program: its fastest compile and per-step time."""
+    """The machine's own speed for one program: its fastest compile and step time; a scored
+    time counts the steps only."""
 
     compile_sec: float
     sec_per_step: float
@@ -131,7 +151,7 @@ class QuietSpeed:
         return cls(min(r.compile_sec for r in runs), min(r.sec_per_step for r in runs))
 
     def time_to(self, step: int) -> float:
-        return self.compile_sec + step * self.sec_per_step
+        return step * self.sec_per_step
 
 
 def derive_budget(spec: WorkloadSpec, seed_runs: Sequence[RunSummary], target: float) -> float:
@@ -143,8 +163,8 @@ def derive_budget(spec: WorkloadSpec, seed_runs: Sequence[RunSummary], target: f
         if reach is None:
             raise CalibrationError(f"{spec.name}: seed {run.seed} does not reach {target}")
         times.append(speed.time_to(reach[0]))
-    budget = math.ceil(BUDGET_FACTOR * statistics.median(times) / BUDGET_ROUNDING_SEC)
-    budget *= BUDGET_ROUNDING_SEC
+    units = math.ceil(BUDGET_FACTOR * statistics.median(times) / BUDGET_ROUNDING_SEC)
+    budget = round(units * BUDGET_ROUNDING_SEC, 6)
     if budget > MAX_BUDGET_SEC:
         raise CalibrationError(
             f"{spec.name}: the budget would be {budget:g} s, over the {MAX_BUDGET_SEC:g} s "
@@ -158,19 +178,13 @@ def summarize(result, hparams: Mapping[str, Any], seed: int, metric: str) -> Run
     curve = tuple(
         (p.step, float(p.validation[metric]), float(p.test[metric])) for p in result.eval_points
     )
-    segments = []
-    previous_step, previous_sec = 0, result.compile_sec
-    for point in result.eval_points:
-        if point.step > previous_step:
-            segments.append((point.timed_sec - previous_sec) / (point.step - previous_step))
-        previous_step, previous_sec = point.step, point.timed_sec
     return RunSummary(
         hparams=dict(hparams),
         seed=seed,
         steps=result.num_steps,
         curve=curve,
         compile_sec=result.compile_sec,
-        sec_per_step=min(segments) if segments else math.nan,
+        sec_per_step=result.step_sec,
         diverged=result.status.value == "diverged",
     )
 
@@ -246,9 +260,11 @@ def calibrate(
     default_hparams: Mapping[str, Any],
     search_space: Any,
     run: RunFn,
+    split_sizes: Mapping[str, int],
     on_progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Run the rule for ``spec`` with ``run`` and return the calibration record (plain data)."""
+    """Run the rule for ``spec`` with ``run`` and return the calibration record (plain data);
+    ``split_sizes`` are the workload's validation and test examples."""
     from optarena.submissions import search_space as spaces
 
     steps = base_spec.step_hint if base_spec is not None else plan.steps or spec.step_hint
@@ -256,6 +272,12 @@ def calibrate(
         raise CalibrationError(
             f"steps ({steps}) must be a multiple of eval_every_steps ({spec.eval_every_steps}), "
             "so that the last step is evaluated in a benchmark run too"
+        )
+    if spec.eval_every_steps > MIN_RESOLUTION * steps:
+        raise CalibrationError(
+            f"eval_every_steps ({spec.eval_every_steps}) must be at most "
+            f"{MIN_RESOLUTION:.0%} of the {steps} steps, so that a time to target resolves "
+            "to that fraction of step_hint"
         )
     tuning_spec = _unreachable(spec, steps)
     candidates = [dict(default_hparams)]
@@ -288,7 +310,7 @@ def calibrate(
     worst_seed = [worst([r.best_validation(mode) for r in runs], mode) for _, runs in finalists]
     best = min(worst_seed) if mode is MetricMode.MIN else max(worst_seed)
     chosen, seed_runs = finalists[worst_seed.index(best)]
-    validation_target, test_target = derive_targets(spec, seed_runs)
+    validation_target, test_target = derive_targets(spec, seed_runs, split_sizes)
     if base_spec is None:
         budget_sec, step_hint = derive_budget(spec, seed_runs, validation_target), steps
     else:
@@ -371,6 +393,12 @@ def check_record(spec: WorkloadSpec, record: Mapping[str, Any]) -> None:
             f"{spec.name}: seed(s) {slow} need more than the {budget:g} s budget to reach "
             "the target"
         )
+    derived = record["derived"]
+    if spec.metric_bound is not None and spec.metric_bound in (
+        derived["validation_target"],
+        derived["test_target"],
+    ):
+        raise CalibrationError(f"{spec.name}: a target sits at the metric's bound")
     reached, total = map(int, record["checks"]["random_points_reaching_target"].split("/"))
     if total and reached == total:
         raise CalibrationError(
@@ -417,6 +445,16 @@ def spec_mismatches(spec: WorkloadSpec, record: Mapping[str, Any]) -> list[str]:
         for field, value in record["derived"].items()
         if getattr(spec, field) != value
     ]
+
+
+def split_sizes(workload, data_dir: str) -> dict[str, int]:
+    """The examples in ``workload``'s validation and test splits (rule 3's smallest step)."""
+    from optarena.workloads import data
+
+    return {
+        split: data.num_examples(workload.load_split(split, data_dir))
+        for split in ("validation", "test")
+    }
 
 
 def trial_runner(workload, submission, data_dir: str) -> RunFn:

@@ -62,7 +62,7 @@ class NightlyConfig:
     timing_steps: int = 500
     """Step cap of those trials (their budget is 10x the workload's, so it never binds and
     every night times the same steps)."""
-    timing_tolerance: float = 0.2
+    timing_tolerance: float = 0.1
     """The least relative slowdown of a time that can count as a regression."""
     normalize_timing: bool = False
     """Divide each trial's time by its night's machine speed (see the README) before scoring."""

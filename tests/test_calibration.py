@@ -26,12 +26,13 @@ SPEC = WorkloadSpec(
     test_target=0.5,
     budget_sec=10.0,
     step_hint=400,
-    eval_every_steps=100,
+    eval_every_steps=4,
     batch_size=8,
     eval_batch_size=8,
     num_train_examples=64,
 )
 MAX_SPEC = dataclasses.replace(SPEC, metric="psnr", mode=MetricMode.MAX)
+SIZES = {"validation": 300, "test": 250}
 
 
 def _run(curve, seed=0, lr=1.0, compile_sec=0.5, sec_per_step=0.01) -> RunSummary:
@@ -68,11 +69,26 @@ def test_targets_are_the_worst_seed_so_every_seed_reaches_them():
         _run([(100, 0.25, 0.27), (200, 0.12, 0.16), (300, 0.11, 0.13)], seed=1),
         _run([(100, 0.20, 0.22), (200, 0.09, 0.10), (300, 0.095, 0.11)], seed=2),
     ]
-    validation, test = calibration.derive_targets(SPEC, runs)
+    validation, test = calibration.derive_targets(SPEC, runs, SIZES)
     assert validation == 0.11  # seed 1's best; the others beat it earlier
     # Test metric where each seed first reaches 0.11: 0.12, 0.13, 0.10; the worst is 0.13.
     assert test == 0.13
     assert all(run.first_reach(SPEC, validation) is not None for run in runs)
+
+
+def test_a_target_at_the_metric_bound_moves_one_example_off_it():
+    bounded = dataclasses.replace(SPEC, metric_bound=0.0)
+    runs = [
+        _run([(100, 0.2, 0.2), (200, 0.0, 0.0)], seed=0),
+        _run([(100, 0.0, 0.004), (200, 0.0, 0.0)], seed=1),
+    ]
+    validation, test = calibration.derive_targets(bounded, runs, SIZES)
+    assert validation == 0.00334  # 1 / 300 validation examples, rounded outward
+    # Where each seed first reaches 0.00334: test 0.0 and 0.004; the worst is off the bound.
+    assert test == 0.004
+    runs = [_run([(100, 0.0, 0.0)], seed=0)]
+    assert calibration.derive_targets(bounded, runs, SIZES) == (0.00334, 0.004)  # 1 / 250
+    assert calibration.derive_targets(SPEC, runs, SIZES) == (0.0, 0.0)  # no bound declared
 
 
 def test_targets_for_a_maximized_metric():
@@ -80,20 +96,20 @@ def test_targets_for_a_maximized_metric():
         _run([(100, 20.0, 19.0), (200, 23.5, 23.0)], seed=0),
         _run([(100, 21.0, 20.5), (200, 22.71, 22.0)], seed=1),
     ]
-    assert calibration.derive_targets(MAX_SPEC, runs) == (22.7, 22.0)
+    assert calibration.derive_targets(MAX_SPEC, runs, SIZES) == (22.7, 22.0)
 
 
-def test_budget_is_twice_the_median_quiet_time_rounded_up():
+def test_budget_is_twice_the_median_quiet_scored_time_rounded_up():
     runs = [
-        _run([(100, 0.3, 0.3), (200, 0.1, 0.1)], seed=0, compile_sec=0.5, sec_per_step=0.01),
+        _run([(100, 0.3, 0.3), (200, 0.1, 0.1)], seed=0, compile_sec=0.5, sec_per_step=0.0101),
         _run([(100, 0.1, 0.1), (200, 0.1, 0.1)], seed=1, compile_sec=0.4, sec_per_step=0.02),
-        _run([(100, 0.3, 0.3), (200, 0.1, 0.1)], seed=2, compile_sec=0.9, sec_per_step=0.01),
+        _run([(100, 0.3, 0.3), (200, 0.1, 0.1)], seed=2, compile_sec=0.9, sec_per_step=0.0102),
     ]
-    # Quiet speed: compile 0.4 s, 0.01 s per step. Quiet times to 0.1: 0.4 + 200 * 0.01 = 2.4,
-    # 0.4 + 100 * 0.01 = 1.4, 2.4 again; twice the median is 4.8, rounded up to 5.0.
-    assert calibration.derive_budget(SPEC, runs, 0.1) == 5.0
+    # Quiet step time: 0.0101 s; compile does not count. Quiet times to 0.1: 200 * 0.0101 =
+    # 2.02, 100 * 0.0101 = 1.01, 2.02 again; twice the median is 4.04, rounded up to 4.05.
+    assert calibration.derive_budget(SPEC, runs, 0.1) == 4.05
     runs[2] = dataclasses.replace(runs[2], curve=((100, 0.1, 0.1),))
-    assert calibration.derive_budget(SPEC, runs, 0.1) == 3.0  # 2 * 1.4, rounded up
+    assert calibration.derive_budget(SPEC, runs, 0.1) == 2.05  # 2 * 1.01, rounded up
     slow = [dataclasses.replace(run, sec_per_step=0.5) for run in runs]
     with pytest.raises(CalibrationError, match="over the 60 s"):
         calibration.derive_budget(SPEC, slow, 0.1)
@@ -123,7 +139,7 @@ SPACE = {"learning_rate": {"min": 1e-5, "max": 1.0, "scaling": "log"}}
 def test_calibrate_tunes_reruns_and_checks():
     run, calls = _fake_runner(_curve_for)
     plan = CalibrationPlan(workload="synthetic", points=6, seeds=(0, 1, 2))
-    record = calibration.calibrate(plan, SPEC, None, {"learning_rate": 1e-2}, SPACE, run)
+    record = calibration.calibrate(plan, SPEC, None, {"learning_rate": 1e-2}, SPACE, run, SIZES)
     assert record["chosen_hparams"] == {"learning_rate": 1e-2}
     # Default + 6 tuning points, 3 finalists on seeds 1 and 2 (seed 0 reuses the tuning
     # run), lr / 100.
@@ -153,7 +169,7 @@ def test_the_winner_is_the_finalist_whose_worst_seed_is_best():
 
     space = [{"learning_rate": 3e-3}, {"learning_rate": 1e-4}]
     plan = CalibrationPlan(workload="synthetic", points=2, seeds=(0, 1), finalists=2)
-    record = calibration.calibrate(plan, SPEC, None, {"learning_rate": 1e-2}, space, run)
+    record = calibration.calibrate(plan, SPEC, None, {"learning_rate": 1e-2}, space, run, SIZES)
     assert record["chosen_hparams"] == {"learning_rate": 3e-3}
     assert record["derived"]["validation_target"] == 0.02
     assert [f["worst_seed_best_validation"] for f in record["finalists"]] == [0.4, 0.02]
@@ -162,7 +178,13 @@ def test_the_winner_is_the_finalist_whose_worst_seed_is_best():
     # reaches: the check rejects it.
     with pytest.raises(CalibrationError, match="every random point"):
         calibration.calibrate(
-            dataclasses.replace(plan, finalists=1), SPEC, None, {"learning_rate": 1e-2}, space, run
+            dataclasses.replace(plan, finalists=1),
+            SPEC,
+            None,
+            {"learning_rate": 1e-2},
+            space,
+            run,
+            SIZES,
         )
 
 
@@ -170,14 +192,14 @@ def test_a_target_every_random_point_reaches_is_an_error():
     run, _ = _fake_runner(lambda lr: [(100, 0.5), (400, 0.05 if lr == 1e-2 else 0.04)])
     plan = CalibrationPlan(workload="synthetic", points=4, seeds=(0,))
     with pytest.raises(CalibrationError, match="every random point"):
-        calibration.calibrate(plan, SPEC, None, {"learning_rate": 1e-2}, SPACE, run)
+        calibration.calibrate(plan, SPEC, None, {"learning_rate": 1e-2}, SPACE, run, SIZES)
 
 
 def test_a_target_a_tiny_learning_rate_reaches_is_an_error():
     run, _ = _fake_runner(lambda lr: [(400, 0.04 if lr < 1e-3 or lr == 1e-2 else 0.5)])
     plan = CalibrationPlan(workload="synthetic", points=0, seeds=(0,))
     with pytest.raises(CalibrationError, match="100x too small"):
-        calibration.calibrate(plan, SPEC, None, {"learning_rate": 1e-2}, SPACE, run)
+        calibration.calibrate(plan, SPEC, None, {"learning_rate": 1e-2}, SPACE, run, SIZES)
 
 
 def test_a_variant_keeps_its_base_budget_and_step_hint():
@@ -185,16 +207,24 @@ def test_a_variant_keeps_its_base_budget_and_step_hint():
     base = dataclasses.replace(SPEC, step_hint=200, budget_sec=7.0)
     variant = dataclasses.replace(SPEC, name="synthetic_tanh", base="synthetic")
     plan = CalibrationPlan(workload="synthetic_tanh", points=2, seeds=(0,), steps=400)
-    record = calibration.calibrate(plan, variant, base, {"learning_rate": 1e-2}, SPACE, run)
+    record = calibration.calibrate(plan, variant, base, {"learning_rate": 1e-2}, SPACE, run, SIZES)
     assert record["derived"]["budget_sec"] == 7.0 and record["derived"]["step_hint"] == 200
     assert {steps for _, _, steps, _ in calls} == {200}
+
+
+def test_evaluations_come_at_least_every_two_percent_of_the_steps():
+    run, _ = _fake_runner(_curve_for)
+    coarse = dataclasses.replace(SPEC, eval_every_steps=100)
+    plan = CalibrationPlan(workload="synthetic", points=0, seeds=(0,))
+    with pytest.raises(CalibrationError, match="at most 2% of the 400 steps"):
+        calibration.calibrate(plan, coarse, None, {"learning_rate": 1e-2}, SPACE, run, SIZES)
 
 
 def test_steps_must_end_on_an_evaluation():
     run, _ = _fake_runner(_curve_for)
     plan = CalibrationPlan(workload="synthetic", points=0, seeds=(0,), steps=450)
     with pytest.raises(CalibrationError, match="multiple of eval_every_steps"):
-        calibration.calibrate(plan, SPEC, None, {"learning_rate": 1e-2}, SPACE, run)
+        calibration.calibrate(plan, SPEC, None, {"learning_rate": 1e-2}, SPACE, run, SIZES)
 
 
 # The committed records.

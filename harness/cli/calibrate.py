@@ -115,6 +115,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             submission.default_hparams,
             submission.search_space,
             run,
+            calibration.split_sizes(workload, data_dir),
             on_progress=lambda text: status.update(f"calibrating {spec.name}: {text}"),
         )
     record = calibration.stamp(record, plan.command(record["plan"]["steps"]))
