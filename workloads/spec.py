@@ -46,6 +46,8 @@ class WorkloadSpec:
         that need a download are not.
       calibrated: whether target, budget and ``step_hint`` come from baseline runs on this
         workload's real data.
+      metric_bound: the best value the metric can take, if it has one (0 for an error rate);
+        no target sits there, where a trial either is perfect or never reaches it.
     """
 
     name: str
@@ -66,6 +68,7 @@ class WorkloadSpec:
     num_train_examples: int
     offline: bool = True
     calibrated: bool = True
+    metric_bound: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum():
