@@ -29,7 +29,9 @@ The rule, as AlgoPerf sets its targets but sized for a CPU (all of it is recorde
    target exceeds the budget (possible for a held-out variant, which inherits its budget).
 
 A held-out variant keeps its base's budget, ``step_hint`` and cadence (as in AlgoPerf) and
-gets its own targets by steps 1-3 with ``steps`` equal to its base's ``step_hint``.
+gets its own targets by steps 1-3 with ``steps`` equal to its base's ``step_hint``, counting
+only the evaluations each run reaches within the base's budget (at the run's own step time):
+its target is what the tuned baseline reaches in the time the rules give it.
 """
 
 from __future__ import annotations
@@ -82,6 +84,11 @@ class RunSummary:
         if not values:
             return math.inf if mode is MetricMode.MIN else -math.inf
         return min(values) if mode is MetricMode.MIN else max(values)
+
+    def within(self, budget_sec: float) -> RunSummary:
+        """The run as far as its scored time stays within ``budget_sec``."""
+        curve = tuple(p for p in self.curve if p[0] * self.sec_per_step <= budget_sec)
+        return dataclasses.replace(self, curve=curve)
 
     def first_reach(self, spec: WorkloadSpec, target: float) -> tuple[int, float] | None:
         """``(step, test metric)`` at the first evaluation meeting ``target``, else None."""
@@ -291,6 +298,8 @@ def calibrate(
         on_progress(f"tuning point {index + 1}/{len(candidates)}")
         tuning.append(run(tuning_spec, hparams, plan.tuning_seed, steps))
     mode = spec.mode
+    if base_spec is not None:  # a variant's targets are what its runs reach in the budget
+        tuning = [r.within(base_spec.budget_sec) for r in tuning]
     order = sorted(
         range(len(candidates)),
         key=lambda i: tuning[i].best_validation(mode) * (1 if mode is MetricMode.MIN else -1),
@@ -300,11 +309,12 @@ def calibrate(
         runs = []
         for seed in plan.seeds:
             on_progress(f"finalist {len(finalists) + 1}/{plan.finalists}, seed {seed}")
-            runs.append(
+            seed_run = (
                 tuning[index]
                 if seed == plan.tuning_seed
                 else run(tuning_spec, candidates[index], seed, steps)
             )
+            runs.append(seed_run.within(base_spec.budget_sec) if base_spec else seed_run)
         finalists.append((candidates[index], runs))
     # The winner is the finalist whose worst seed is best (ties: the better tuning run).
     worst_seed = [worst([r.best_validation(mode) for r in runs], mode) for _, runs in finalists]

@@ -212,6 +212,18 @@ def test_a_variant_keeps_its_base_budget_and_step_hint():
     assert {steps for _, _, steps, _ in calls} == {200}
 
 
+def test_a_variant_target_is_what_its_runs_reach_within_the_base_budget():
+    run, _ = _fake_runner(_curve_for)  # 0.01 s per step: a 2 s budget is 200 steps
+    base = dataclasses.replace(SPEC, budget_sec=2.0)
+    variant = dataclasses.replace(SPEC, name="synthetic_tanh", base="synthetic", budget_sec=2.0)
+    plan = CalibrationPlan(workload="synthetic_tanh", points=0, seeds=(0,))
+    record = calibration.calibrate(plan, variant, base, {"learning_rate": 1e-2}, SPACE, run, SIZES)
+    # Step 400 (0.05) is past the budget; step 200 gives 0.2, the target.
+    assert record["derived"]["validation_target"] == 0.2
+    assert [r["steps_to_target"] for r in record["seed_runs"]] == [200]
+    assert record["seed_runs"][0]["quiet_time_to_target_sec"] <= 2.0
+
+
 def test_evaluations_come_at_least_every_two_percent_of_the_steps():
     run, _ = _fake_runner(_curve_for)
     coarse = dataclasses.replace(SPEC, eval_every_steps=100)
