@@ -17,8 +17,8 @@ SPEC = dataclasses.replace(
     name="graphs_gin_gelu",
     base="graphs_gin",
     model="GIN, 3 layers of width 64, GELU, sum pooling, 4 logits",
-    validation_target=0.00213,
-    test_target=0.00225,
+    validation_target=0.00175,
+    test_target=0.00213,
 )
 
 WORKLOAD = base.make_workload(SPEC, base.GIN(activation=nn.gelu))

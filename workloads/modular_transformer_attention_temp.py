@@ -15,7 +15,7 @@ SPEC = dataclasses.replace(
     name="modular_transformer_attention_temp",
     base="modular_transformer",
     model="decoder-only transformer, 1 block, width 64, 4 heads, attention temperature 4",
-    validation_target=0.0,
+    validation_target=0.000426,
     test_target=0.000425,
 )
 
