@@ -212,8 +212,8 @@ class ChildProcessExecutor:
 
     Children are forked from a fork server that has imported the harness once, so a trial's
     process starts in a fraction of a second; it is killed when the benchmark process dies.
-    Each child runs on one core (``core``, default: `isolation.trial_core`) with XLA
-    single-threaded (`optarena.harness.isolation`).
+    Each child runs on one core (``core``, default: `isolation.trial_core`;
+    `optarena.harness.isolation`).
     """
 
     def __init__(

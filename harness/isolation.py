@@ -1,10 +1,13 @@
-"""A trial's process gets one CPU core and a single-threaded XLA, so its steps cost the same
-whatever else runs on the machine.
+"""A trial's process gets one CPU core, so its steps cost the same whatever else runs on the
+machine.
 
 With XLA's default thread pool a trial spreads over every core, and any other process slows
 it: measured on this project's 2-core machine, a busy loop beside a `mnist1d_cnn` trial made
-each step 54% slower. Pinned to one core with XLA single-threaded, the same busy loop on the
+each step 54% slower. Pinned to one core, the same busy loop on the
 other core moved its step time by under 2% (`bench/repeatability.py` measures it end to end).
+The core affinity is what confines the trial: XLA's CPU runtime keeps a pool of threads
+whatever its flags say (jaxlib 0.10: 13 threads in a pinned process), and they all share the
+one core. `TRIAL_XLA_FLAGS` turn off what XLA still lets one turn off (Eigen's own threading).
 A trial then uses one core, which is how budgets are calibrated (`optarena calibrate` runs
 its trials the same way).
 
@@ -16,8 +19,12 @@ from __future__ import annotations
 
 import os
 
-TRIAL_XLA_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
-"""XLA flags that keep the CPU backend on one thread."""
+TRIAL_XLA_FLAGS = ("--xla_cpu_multi_thread_eigen=false",)
+"""XLA flags that keep the CPU backend's Eigen kernels on their calling thread.
+
+Each must be a real ``--`` flag: XLA stops reading ``XLA_FLAGS`` at the first word that is
+not (the folklore ``intra_op_parallelism_threads=1`` silently dropped every flag after it,
+``--xla_force_host_platform_device_count`` included)."""
 
 
 def trial_core() -> int | None:
@@ -28,13 +35,13 @@ def trial_core() -> int | None:
 
 
 def xla_flags(existing: str) -> str:
-    """``existing`` XLA flags with the single-thread ones added (each at most once)."""
+    """``existing`` XLA flags with `TRIAL_XLA_FLAGS` added (each at most once)."""
     flags = existing.split()
     return " ".join([*flags, *(flag for flag in TRIAL_XLA_FLAGS if flag not in flags)])
 
 
 def isolate(core: int | None = None) -> None:
-    """Pin this process to ``core`` (default `trial_core`) and make XLA single-threaded."""
+    """Pin this process to ``core`` (default `trial_core`) and add `TRIAL_XLA_FLAGS`."""
     os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS", ""))
     core = trial_core() if core is None else core
     if core is not None and hasattr(os, "sched_setaffinity"):

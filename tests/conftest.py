@@ -1,5 +1,5 @@
 """Shared fixtures: one prepared-data directory per session and a controllable fake clock;
-XLA single-threaded, as in trial processes."""
+XLA's flags as in trial processes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from optarena.harness import isolation
 from optarena.workloads import data
 
-# Trials in this process compute as trial processes do: XLA single-threaded (the numbers of a
-# multi-threaded run can differ in the last bits, and calibration records are exact).
+# Trials in this process compute with the XLA flags trial processes get (Eigen's threading
+# can change results in the last bits, and calibration records are exact).
 os.environ["XLA_FLAGS"] = isolation.xla_flags(os.environ.get("XLA_FLAGS", ""))
 
 

@@ -164,8 +164,8 @@ def add_executor(sub: argparse.ArgumentParser, *, default: str = "child-process"
 
 
 def isolate_in_process_trials(args: argparse.Namespace) -> None:
-    """Trials that run in this process get what a child process gets: one core and a
-    single-threaded XLA (`optarena.harness.isolation`). Call before anything touches JAX."""
+    """Trials that run in this process get what a child process gets: one core and the same
+    XLA flags (`optarena.harness.isolation`). Call before anything touches JAX."""
     from optarena.harness import isolation
 
     if getattr(args, "executor", "in-process") == "in-process":
