@@ -9,7 +9,7 @@ both count their first step's execution.
 This machine's speed drifts by 10-20% over seconds, so whole runs measured one
 after the other cannot resolve a 5% difference. The two loops are therefore
 interleaved at every evaluation boundary of a harness trial: the harness trains
-one segment (its timed seconds, from the trial's eval points), then, inside the
+one segment (its wall-clock seconds, ``wall_sec``), then, inside the
 untimed ``on_eval`` callback, the bare loop trains the same number of steps from
 idle to done, followed by the same evaluation work the harness just did, so that
 each harness segment also starts after an evaluation. Each trial gives one ratio,
@@ -38,7 +38,7 @@ import time
 import jax
 import optax
 
-from optarena.harness import runner
+from optarena.harness import isolation, runner
 from optarena.submissions import loader
 from optarena.workloads import catalog, data, registry, suites
 from optarena.workloads.spec import MetricMode
@@ -157,7 +157,7 @@ def paired_trial(
         seed=seed, hparams=submission.default_hparams, budget_sec=1e6, max_steps=steps
     )
     result = runner.run_trial(workload, submission, config, data_dir=data_dir, on_eval=on_eval)
-    harness_seconds = result.timed_sec - result.compile_sec
+    harness_seconds = result.wall_sec  # the segments' wall clock: compile and evaluations excluded
     return sum(bare_seconds) / harness_seconds, steps / harness_seconds, steps / sum(bare_seconds)
 
 
@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=data.default_data_dir())
     parser.add_argument("--check", action="store_true", help=f"exit 1 if a ratio < {TARGET_RATIO}")
     args = parser.parse_args(argv)
+    isolation.isolate()  # both loops on the core trials use, as trials run
     try:
         names, skipped = _workloads(args.workload, args.data_dir)
     except (registry.UnknownWorkloadError, catalog.DataNotPreparedError) as error:

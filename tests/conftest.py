@@ -1,5 +1,5 @@
 """Shared fixtures: one prepared-data directory per session and a controllable fake clock;
-XLA's flags as in trial processes."""
+XLA flags as in trial processes, and a core of its own for each pytest-xdist worker."""
 
 from __future__ import annotations
 
@@ -10,9 +10,18 @@ import pytest
 from optarena.harness import isolation
 from optarena.workloads import data
 
-# Trials in this process compute with the XLA flags trial processes get (Eigen's threading
-# can change results in the last bits, and calibration records are exact).
-os.environ["XLA_FLAGS"] = isolation.xla_flags(os.environ.get("XLA_FLAGS", ""))
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Trials in this process compute with the XLA flags trial processes get (Eigen's threading
+    can change results in the last bits, and calibration records are exact). Under pytest-xdist
+    each worker runs on a core of its own, as a one-core machine: its trial processes run
+    there too (`isolation.trial_core` is the last core a process may use), so one worker's
+    load never lands on another's trials."""
+    os.environ["XLA_FLAGS"] = isolation.xla_flags(os.environ.get("XLA_FLAGS", ""))
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is not None and hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cores[int(worker.removeprefix("gw")) % len(cores)]})
 
 
 class FakeClock:
