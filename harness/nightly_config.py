@@ -59,7 +59,7 @@ class NightlyConfig:
     """The submission whose fixed trials are re-timed every night to measure the machine."""
     timing_seeds: int = 2
     """Fixed trials of the reference per base workload (seeds 0, 1, ...) re-timed each night."""
-    timing_steps: int = 500
+    timing_steps: int = 1000
     """Step cap of those trials (their budget is 10x the workload's, so it never binds and
     every night times the same steps)."""
     timing_tolerance: float = 0.1

@@ -175,6 +175,7 @@ def _workload_lines(workloads: pd.DataFrame) -> list[str]:
         "time before s (band)",
         "time now s (band)",
         "ratio",
+        "study ratios",
         "steps before",
         "steps now",
         "verdict",
@@ -192,6 +193,9 @@ def _workload_lines(workloads: pd.DataFrame) -> list[str]:
             band(row.median_before, row.low_before, row.high_before),
             band(row.median_now, row.low_now, row.high_now),
             _num(row.ratio, 3),
+            "-"
+            if pd.isna(row.study_ratio_low)
+            else f"{_num(row.study_ratio_low, 3)}..{_num(row.study_ratio_high, 3)}",
             _num(row.steps_before, 6),
             _num(row.steps_now, 6),
             row.verdict,
@@ -243,8 +247,9 @@ def render(info: NightInfo, comparison: Comparison, drift: pd.DataFrame) -> str:
     lines += [f"- skipped: {note}" for note in info.skipped]
     lines += [
         "",
-        "A workload regresses when its target is newly missed, or when every study tonight is "
-        "slower than every study of the previous night by more than the timing tolerance. "
+        "A workload regresses when its target is newly missed, or when every study is slower "
+        "than the same study (same points, same seeds) the previous night by more than the "
+        "timing tolerance. "
         "Scores are relative to the fastest submission, so a score can fall because another "
         "submission got faster; only a submission's own times make it a regression. Steps and "
         "FLOPs scores do not depend on the machine's speed.",

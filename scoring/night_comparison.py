@@ -8,9 +8,17 @@ submission's *own* times, never on its score alone:
 - per (ruleset, submission, workload), the night's **noise band** is the range
   ``[min, max]`` of its per-study times (each study's best trial), which is the range the
   bootstrap median over studies can take;
+- studies are **paired**: the same study of a benchmark seed trains the same points on the same
+  seeds every night, so a deterministic submission takes the same steps to its target, and its
+  study's time moves only with the cost of a step. Each study that reached the target on both
+  nights gives a ratio ``now / before``;
 - the workload **regressed** when its median time went from finite to infinite (the target is
-  now missed), or when every study tonight is slower than every study of the previous night by
-  more than the timing tolerance: ``min(now) > max(before) * (1 + tolerance)``;
+  now missed), or when every paired study is slower than itself the previous night by more
+  than the timing tolerance: ``min(now / before) > 1 + tolerance``. With a finite median on
+  both nights, more than half the studies reached the target each night, so at least one
+  study is paired. Pairing is more sensitive than comparing the nights' bands (a uniform
+  slowdown shows however much the studies' times differ from each other), never less: every
+  study above the previous band is above its own previous time;
 - it **improved** in the mirror cases, and is **within noise** otherwise;
 - a submission regressed when one of its workloads did. Its score delta is shown with both
   nights' bootstrap intervals; a score whose intervals do not overlap but whose own times did not
@@ -25,7 +33,7 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
-from optarena.scoring.aggregate import study_times
+from optarena.scoring.aggregate import STUDY_KEYS, study_times
 from optarena.scoring.profiles import TIME
 
 STEPS = "steps_to_target"
@@ -59,7 +67,8 @@ class Comparison:
     interval_shift (lower/higher/overlapping), regressed (own workloads), regressed_workloads."""
     workloads: pd.DataFrame
     """ruleset, submission, workload, base_workload, median time and band (min, max over
-    studies) before and now, ratio now/before, median steps before and now, verdict."""
+    studies) before and now, ratio now/before, median steps before and now, the smallest and
+    largest paired study ratio (study_ratio_low/high, NaN without a pair), verdict."""
     tolerance: float
 
     @property
@@ -88,6 +97,23 @@ def _cells(trials: pd.DataFrame) -> pd.DataFrame:
     return cells.reset_index()
 
 
+def _study_ratios(before: pd.DataFrame, now: pd.DataFrame) -> pd.DataFrame:
+    """Per (ruleset, submission, workload): the smallest and largest ``now / before`` time of
+    the studies that reached the target on both nights."""
+    if before.empty or now.empty:
+        return pd.DataFrame(columns=[*CELL_KEYS, "study_ratio_low", "study_ratio_high"])
+    paired = study_times(before).merge(
+        study_times(now), on=list(STUDY_KEYS), suffixes=("_before", "_now")
+    )
+    times_before, times_now = paired[f"{TIME}_before"], paired[f"{TIME}_now"]
+    paired = paired[np.isfinite(times_before) & np.isfinite(times_now)]
+    paired = paired.assign(study_ratio=paired[f"{TIME}_now"] / paired[f"{TIME}_before"])
+    grouped = paired.groupby(CELL_KEYS, sort=True)["study_ratio"]
+    return pd.DataFrame(
+        {"study_ratio_low": grouped.min(), "study_ratio_high": grouped.max()}
+    ).reset_index()
+
+
 def _verdict(row, tolerance: float) -> Verdict:
     if pd.isna(row.median_before):
         return Verdict.NEW
@@ -100,9 +126,9 @@ def _verdict(row, tolerance: float) -> Verdict:
         return Verdict.NEWLY_REACHED
     if not finite_now:
         return Verdict.MISSED_BOTH
-    if row.low_now > row.high_before * (1 + tolerance):
+    if row.study_ratio_low > 1 + tolerance:
         return Verdict.REGRESSED
-    if row.high_now * (1 + tolerance) < row.low_before:
+    if row.study_ratio_high * (1 + tolerance) < 1:
         return Verdict.IMPROVED
     return Verdict.WITHIN_NOISE
 
@@ -114,6 +140,7 @@ def compare_workloads(before: pd.DataFrame, now: pd.DataFrame, tolerance: float)
     )
     merged["base_workload"] = merged["base_workload_now"].fillna(merged["base_workload_before"])
     merged = merged.drop(columns=["base_workload_before", "base_workload_now"])
+    merged = merged.merge(_study_ratios(before, now), on=CELL_KEYS, how="left")
     with np.errstate(invalid="ignore", divide="ignore"):
         merged["ratio"] = merged["median_now"].astype(float) / merged["median_before"].astype(float)
     merged["verdict"] = [_verdict(row, tolerance).value for row in merged.itertuples(index=False)]

@@ -1,5 +1,5 @@
-"""Comparing two nights: the noise band, regressions judged on a submission's own times, the
-machine's drift, and normalization by it."""
+"""Comparing two nights: studies paired night to night, regressions judged on a submission's
+own times, the machine's drift, and normalization by it."""
 
 from __future__ import annotations
 
@@ -98,6 +98,23 @@ def test_overlapping_bands_or_a_slowdown_within_tolerance_are_noise():
     # The same slowdown beyond the band and the tolerance is a regression.
     beyond = {**BEFORE, "b": {"w1": [2.1, 2.4, 2.5], "w2": [2.5, 2.6, 2.7]}}
     assert _compare(BEFORE, beyond).regressed == [("external", "b")]
+
+
+def test_studies_are_paired_so_a_uniform_slowdown_shows_through_a_wide_band():
+    # b's studies differ by 2x among themselves (different points), so last night's band
+    # [1.0, 2.0] swallows a uniform 30% slowdown; paired study by study it is a regression.
+    before = {**BEFORE, "b": {"w1": [1.0, 1.5, 2.0], "w2": [2.5, 2.6, 2.7]}}
+    slower = {**BEFORE, "b": {"w1": [1.3, 1.95, 2.6], "w2": [2.5, 2.6, 2.7]}}
+    comparison = _compare(before, slower)
+    assert comparison.regressed == [("external", "b")]
+    row = comparison.workloads.set_index(["submission", "workload"]).loc[("b", "w1")]
+    assert (row["study_ratio_low"], row["study_ratio_high"]) == pytest.approx((1.3, 1.3))
+    assert row["low_now"] < row["high_before"]  # the band rule alone would not see it
+    # One study not slower beyond the tolerance: noise; the mirror: an improvement.
+    mixed = {**BEFORE, "b": {"w1": [1.1, 1.95, 2.6], "w2": [2.5, 2.6, 2.7]}}
+    assert _compare(before, mixed).regressed == []
+    faster = {**BEFORE, "b": {"w1": [0.7, 1.05, 1.4], "w2": [2.5, 2.6, 2.7]}}
+    assert _verdicts(_compare(before, faster))[("b", "w1")] == Verdict.IMPROVED
 
 
 def test_newly_missed_target_new_and_removed_submissions():
