@@ -10,8 +10,8 @@ differ between the runs, the scores of both runs with Kendall's tau between the 
 and the largest relative score change. Target: the same status and steps for every trial,
 tau 1.0 and every score within 5% of the other run's.
 
-Run: ``python bench/repeatability.py [--submissions a,b] [--suite quick] [--studies 2]
-[--trials 2] [--seed 0] [--out DIR]``; ``--no-hog`` runs both idle (an A/A control).
+Run: ``python bench/repeatability.py [--submissions a,b] [--suite quick] [--workloads w1,w2]
+[--studies 2] [--trials 2] [--seed 0] [--out DIR]``; ``--no-hog`` runs both idle (an A/A control).
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ def run_benchmark(args: argparse.Namespace, db: Path, data_dir: str) -> pd.DataF
     )
     executor = make_executor("child-process", data_dir)
     for name in args.submissions:
-        planned = campaign.prepare(name, args.suite, config, store, data_dir)
+        planned = campaign.prepare(
+            name, args.suite, config, store, data_dir, workloads=args.workloads or None
+        )
         started = time.monotonic()
         campaign.run(planned, executor, store)
         print(
@@ -136,12 +138,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--studies", type=int, default=2)
     parser.add_argument("--trials", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--workloads", help="base workloads of the suite, comma-separated (default: all)"
+    )
     parser.add_argument("--hog-core", type=int, help="core of the busy loop (default: another)")
     parser.add_argument("--no-hog", action="store_true", help="run both idle: an A/A control")
     parser.add_argument("--out", help="folder for the two stores (default: a temporary one)")
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args(argv)
     args.submissions = [name.strip() for name in args.submissions.split(",") if name.strip()]
+    args.workloads = [name.strip() for name in (args.workloads or "").split(",") if name.strip()]
     data_dir = args.data_dir or default_data_dir()
     out = Path(args.out or tempfile.mkdtemp(prefix="optarena_repeatability_"))
     out.mkdir(parents=True, exist_ok=True)
