@@ -176,9 +176,10 @@ class TrialResult:
     """The outcome of one trial.
 
     ``time_to_target_sec`` and ``timed_sec`` are scored seconds: steps times the trial's step
-    time ``step_sec``, the median seconds per step over its evaluation segments (compile and
-    evaluations excluded). ``wall_time_to_target_sec`` is AlgoPerf's time, the raw wall clock:
-    compile plus the training segments up to the target; ``wall_sec`` the segments' total.
+    time ``step_sec``, the median seconds per step over its evaluation segments after the first
+    (compile and evaluations excluded). ``wall_time_to_target_sec`` is AlgoPerf's time, the raw
+    wall clock: compile plus the training segments up to the target; ``wall_sec`` the segments'
+    total.
     """
 
     status: TrialStatus

@@ -18,8 +18,8 @@ The rule, as AlgoPerf sets its targets but sized for a CPU (all of it is recorde
    reaches the target.
 4. **Budget**: twice the median over seeds of the quiet scored time to target, rounded up to
    0.05 s. The quiet scored time is steps to target times the quiet step time: the fastest
-   step time (each run's median seconds per step over its evaluation segments, compile
-   excluded, as a trial is scored) among the seed runs, which all run the same program. Load
+   step time (each run's step time as a trial is scored: the median seconds per step over its
+   evaluation segments, compile excluded) among the seed runs, which all run the same program. Load
    on a shared machine only ever adds time, so the fastest measurement is the best estimate
    of the machine's own speed. The baseline thus reaches the target in about half its
    budget. A budget over `MAX_BUDGET_SEC` is an error.
@@ -76,7 +76,7 @@ class RunSummary:
     """``(step, validation metric, test metric)`` at every evaluation."""
     compile_sec: float
     sec_per_step: float
-    """The run's step time: its median seconds per step over its evaluation segments."""
+    """The run's step time, as its trial was scored (`optarena.harness.runner.StepTimer`)."""
     diverged: bool = False
 
     def best_validation(self, mode: MetricMode) -> float:

@@ -95,6 +95,25 @@ def test_load_on_some_segments_moves_the_wall_clock_not_the_scored_time(data_dir
         assert loaded.eval_points[index].timed_sec == quiet.eval_points[index].timed_sec
 
 
+def test_the_first_segment_counts_only_while_it_is_the_only_one(data_dir, make_clock):
+    """The compiled step's first run (allocations, cold caches) is slow; once a second segment
+    exists it no longer sets the step time."""
+    quiet_clock, warming_clock = make_clock(), make_clock()
+    quiet = run(workload(), sgd_submission(), quiet_clock, data_dir=data_dir)
+    warming_clock.tick = quiet_clock.tick * 5
+
+    def warm_after_the_first_segment(point):
+        warming_clock.tick = quiet_clock.tick
+
+    warming = run(
+        workload(), sgd_submission(), warming_clock, data_dir=data_dir,
+        on_eval=warm_after_the_first_segment,
+    )  # fmt: skip
+    assert warming.eval_points[0].timed_sec > 4 * quiet.eval_points[0].timed_sec
+    assert warming.step_sec == quiet.step_sec and warming.timed_sec == quiet.timed_sec
+    assert warming.wall_sec > quiet.wall_sec
+
+
 def test_max_steps_stop(data_dir, fake_clock):
     seen = []
     result = run(workload(), sgd_submission(), fake_clock, data_dir=data_dir, on_eval=seen.append)
