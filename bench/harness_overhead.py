@@ -38,7 +38,7 @@ import time
 import jax
 import optax
 
-from optarena.harness import isolation, runner
+from optarena.harness import isolation, runner, tracing
 from optarena.submissions import loader
 from optarena.workloads import catalog, data, registry, suites
 from optarena.workloads.spec import MetricMode
@@ -82,7 +82,7 @@ class BareLoop:
     """A minimal hand-written training loop, run in chunks of steps."""
 
     def __init__(self, workload, submission, data_dir: str, seed: int):
-        info = runner.workload_info(
+        info = tracing.workload_info(
             workload, submission, workload.spec.budget_sec, jax.local_device_count()
         )
         tx = submission.make_optimizer(submission.default_hparams, info)

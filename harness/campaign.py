@@ -55,7 +55,7 @@ def preflight(loaded: LoadedSubmission, trials: Sequence[Trial], data_dir: str) 
     Under self-tuning the submission must build an optimizer from ``hparams=None``; every
     workload's data must be there (offline datasets are prepared now, untimed).
     """
-    from optarena.harness import runner
+    from optarena.harness import tracing
 
     workloads = {trial.workload: registry.get(trial.workload) for trial in trials}
     if trials and trials[0].place and trials[0].place.ruleset is Ruleset.SELF:
@@ -63,11 +63,11 @@ def preflight(loaded: LoadedSubmission, trials: Sequence[Trial], data_dir: str) 
         try:
             # One device: this process must not initialize an accelerator (and hold its
             # memory) that the trials' processes need.
-            info = runner.workload_info(
+            info = tracing.workload_info(
                 workload, loaded.submission, trials[0].config.budget_sec, num_devices=1
             )
-            runner.make_optimizer(loaded.submission, None, info)
-        except (ValueError, runner.SubmissionFailure) as error:
+            tracing.make_optimizer(loaded.submission, None, info)
+        except (ValueError, tracing.SubmissionFailure) as error:
             raise benchmark.PlanError(
                 f"{loaded.name} cannot run under the self-tuning ruleset: {error}"
             ) from error

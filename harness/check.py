@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from optarena.harness import runner
+from optarena.harness import tracing
 from optarena.submissions import loader
 from optarena.submissions import search_space as spaces
 from optarena.submissions.api import Hparams, Submission, WorkloadInfo
@@ -77,8 +77,8 @@ def _abstract_params(workload_name: str) -> Any:
 def _info(workload_name: str, submission: Submission) -> WorkloadInfo:
     workload = registry.get(workload_name)
     try:
-        return runner.workload_info(workload, submission, workload.spec.budget_sec, 1)
-    except runner.SubmissionFailure as error:
+        return tracing.workload_info(workload, submission, workload.spec.budget_sec, 1)
+    except tracing.SubmissionFailure as error:
         raise _Failed(f"{error}; fix the batch_size hook") from error
 
 

@@ -5,36 +5,34 @@ finishes (its result, and the provenance of the process that ran it), so an engi
 trials elsewhere (a cluster, a queue of machines) can plug in behind the same interface.
 Two are built in:
 
-- `ChildProcessExecutor` (the default): one trial at a time, each in a child process, so that
-  timing is not disturbed by other trials and a crash or a hang is contained. The parent
-  enforces a wall-clock limit of ``budget x margin + setup allowance`` and kills a child that
-  runs past it (status ``timeout``); a child killed by SIGKILL without a result (the kernel's
-  out-of-memory killer) is ``oom``; any other death is ``error``.
+- `ChildProcessExecutor` (the default): one trial at a time, each in two child processes: a
+  tracing process, the only one that runs the submission's code, exports its optimizer as XLA
+  programs (`optarena.harness.tracing`); a measuring process that never imports the submission
+  runs them by the timing rules. Timing is not disturbed by other trials, and a crash or a
+  hang is contained. The parent enforces a wall-clock limit on tracing
+  (`WallClockLimit.setup_sec`) and one of ``budget x margin + setup allowance`` on measuring,
+  and kills a child that runs past it (status ``timeout``); a child killed by SIGKILL without
+  a result (the kernel's out-of-memory killer) is ``oom``; any other death is ``error``.
 - `InProcessExecutor`: runs trials in this process, for tests and debugging (no containment).
 
-In both, a trial that raises is ``error`` with the exception's line as reason, a
+In both, a trial whose submission code raises (``SystemExit`` included) or that raises is
+``error`` with the exception's line as reason, a
 ``MemoryError`` or XLA ``RESOURCE_EXHAUSTED`` is ``oom``, and a non-finite loss is
 ``diverged`` (the runner's own status).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
-import importlib.machinery
-import multiprocessing
-import os
-import signal
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from typing import Protocol
 
 from optarena.errors import UserError
-from optarena.harness import isolation, provenance
+from optarena.harness import isolation, provenance, sandbox
+from optarena.harness.optimizer_program import OptimizerProgram, SubmissionFailure
 from optarena.records import FinishedTrial, Provenance, Trial, TrialResult, TrialStatus
 
 OnStart = Callable[[Trial], None]
@@ -72,13 +70,12 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return False
 
 
-def execute(trial: Trial, data_dir: str) -> TrialResult:
-    """Run one trial in this process; any exception it raises becomes an error or oom result.
-
-    Raises `SpecMismatch` (not a trial outcome) when the submission or the workload can no
-    longer be loaded, or no longer hash to what the trial was planned with.
-    """
-    from optarena.harness import runner
+def trace(trial: Trial) -> OptimizerProgram:
+    """Load the trial's submission and export its optimizer: the one step that runs submission
+    code. Raises `SpecMismatch` when the submission or the workload can no longer be loaded, or
+    no longer hash to what the trial was planned with, and `SubmissionFailure` when the
+    submission's own code fails."""
+    from optarena.harness import runner, tracing
     from optarena.submissions import loader
     from optarena.workloads import registry
 
@@ -95,11 +92,44 @@ def execute(trial: Trial, data_dir: str) -> TrialResult:
         )
     if workload.spec.sha256() != trial.spec.sha256():
         raise SpecMismatch(f"workload {trial.workload} changed since the benchmark was planned")
+    config = trial.config
+    return tracing.trace(
+        workload, loaded.submission, config.hparams, config.budget_sec, runner.make_mesh().size
+    )
+
+
+def measure(trial: Trial, program: OptimizerProgram, data_dir: str) -> TrialResult:
+    """Run one trial's exported optimizer in this process; any exception becomes an error or
+    oom result. No submission code runs here."""
+    from optarena.harness import runner
+    from optarena.workloads import registry
+
     try:
-        return runner.run_trial(workload, loaded.submission, trial.config, data_dir=data_dir)
+        workload = registry.get(trial.workload)
+        if workload.spec.sha256() != trial.spec.sha256():
+            raise SpecMismatch(f"workload {trial.workload} changed since the benchmark was planned")
+        return runner.run_program(workload, program, trial.config, data_dir=data_dir)
+    except SpecMismatch:
+        raise
     except Exception as error:
-        status = TrialStatus.OOM if _is_out_of_memory(error) else TrialStatus.ERROR
-        return TrialResult.failed(status, _reason(error))
+        return _failed(error)
+
+
+def _failed(error: BaseException) -> TrialResult:
+    status = TrialStatus.OOM if _is_out_of_memory(error) else TrialStatus.ERROR
+    return TrialResult.failed(status, _reason(error))
+
+
+def execute(trial: Trial, data_dir: str) -> TrialResult:
+    """Trace and run one trial in this process (no containment); a failure of the submission's
+    code is an error result, as is any other exception the trial raises."""
+    try:
+        program = trace(trial)
+    except SpecMismatch:
+        raise
+    except Exception as error:
+        return _failed(error)
+    return measure(trial, program, data_dir)
 
 
 def _now() -> dt.datetime:
@@ -134,71 +164,40 @@ class WallClockLimit:
     """A trial's wall-clock limit: ``budget_sec * margin + setup_sec``.
 
     The margin covers untimed evaluations; the setup allowance covers starting the process,
-    loading data and initializing the model.
+    loading data and initializing the model. Tracing the submission (importing it, calling its
+    factory, exporting its optimizer) has the setup allowance as its own limit.
     """
 
     margin: float = 2.0
     setup_sec: float = 60.0
 
     def __post_init__(self) -> None:
-        if not (self.margin > 0 and self.setup_sec >= 0):
+        if not (self.margin > 0 and self.setup_sec > 0):
             raise ValueError(
-                f"need margin > 0 and setup_sec >= 0, got {self.margin=}, {self.setup_sec=}"
+                f"need margin > 0 and setup_sec > 0, got {self.margin=}, {self.setup_sec=}"
             )
 
     def seconds(self, budget_sec: float) -> float:
         return budget_sec * self.margin + self.setup_sec
 
 
-PRELOAD = (
-    "optarena.harness.runner",
-    "optarena.submissions.loader",
-    "optarena.workloads.registry",
-    "tensorflow_datasets",
-)
-"""Modules the fork server imports once, so that each trial's process starts without them."""
-
-
-@contextlib.contextmanager
-def _caller_script_hidden() -> Iterator[None]:
-    """Start processes without the caller's ``__main__``.
-
-    A new multiprocessing process first re-imports the parent's main script, which is only
-    safe for scripts guarded by ``if __name__ == "__main__"`` and impossible for code read from
-    stdin or typed in a notebook. A trial needs nothing from it (its target and arguments are
-    importable from optarena), so while a child starts, ``__main__`` reads as a module named
-    ``__main__``, which multiprocessing does not re-import.
-    """
-    main = sys.modules["__main__"]
-    saved = main.__dict__.get("__spec__")
-    main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+def _traced(trial: Trial) -> list[bytes]:
+    """`trace` for a sandboxed process: the program as byte strings."""
     try:
-        yield
-    finally:
-        main.__spec__ = saved
+        return trace(trial).to_frames()
+    except SpecMismatch as error:
+        raise sandbox.Refused(str(error)) from error
 
 
-def _die_with_parent(connection) -> None:
-    """Kill this process as soon as the parent's end of ``connection`` closes.
-
-    The parent never writes, so the only thing a read can see is the end of the connection,
-    when the benchmark process exits or is killed: then no orphan trial goes on training.
-    """
-
-    def watch() -> None:
-        with contextlib.suppress(OSError, EOFError):
-            connection.poll(None)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="parent watchdog", daemon=True).start()
-
-
-def _child(trial: Trial, data_dir: str, core: int | None, connection) -> None:
+def _measurer(
+    trial: Trial, program: OptimizerProgram, data_dir: str, core: int | None, connection
+) -> None:
+    """A measuring process: never imports the submission."""
     isolation.isolate(core)
-    _die_with_parent(connection)
+    sandbox.die_with_parent(connection)
     try:
         outcome: tuple[TrialResult, Provenance] | SpecMismatch = (
-            execute(trial, data_dir),
+            measure(trial, program, data_dir),
             provenance.collect(),
         )
     except SpecMismatch as error:
@@ -208,12 +207,15 @@ def _child(trial: Trial, data_dir: str, core: int | None, connection) -> None:
 
 
 class ChildProcessExecutor:
-    """Runs each trial in its own child process, one at a time, under a wall-clock limit.
+    """Runs each trial in two child processes, one at a time, under wall-clock limits.
 
-    Children are forked from a fork server that has imported the harness once, so a trial's
-    process starts in a fraction of a second; it is killed when the benchmark process dies.
-    Each child runs on one core (``core``, default: `isolation.trial_core`;
-    `optarena.harness.isolation`).
+    A sandboxed tracing process (`optarena.harness.sandbox`) imports the submission and exports
+    its optimizer (`trace`); a measuring process runs those programs by the timing rules
+    (`measure`) and never imports submission code, so nothing a submission does can reach the
+    clock, the data or the result. Both are forked from a fork server that has imported the
+    harness (never a submission), so each starts in a fraction of a second; both are killed
+    when the benchmark process dies. Each runs on one core (``core``, default:
+    `isolation.trial_core`; `optarena.harness.isolation`).
     """
 
     def __init__(
@@ -222,8 +224,6 @@ class ChildProcessExecutor:
         self.data_dir = data_dir
         self.limit = limit or WallClockLimit()
         self.core = isolation.trial_core() if core is None else core
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(list(PRELOAD))
 
     def run(
         self, trials: Iterable[Trial], *, on_start: OnStart | None = None
@@ -232,7 +232,11 @@ class ChildProcessExecutor:
             if on_start is not None:
                 on_start(trial)
             started_at = _now()
-            result, where = self._run_one(trial)
+            try:
+                result, where = self._measure(trial, self._trace(trial))
+            except sandbox.SandboxFailure as failed:
+                result = TrialResult.failed(failed.status, str(failed))
+                where = provenance.collect()
             yield FinishedTrial(
                 trial=trial,
                 result=result,
@@ -241,21 +245,32 @@ class ChildProcessExecutor:
                 finished_at=_now(),
             )
 
-    def _run_one(self, trial: Trial) -> tuple[TrialResult, Provenance]:
-        """The trial's result and the provenance of the process that ran it (this process's,
-        when the child died without a word)."""
-        limit = self.limit.seconds(trial.config.budget_sec)
-        receiver, sender = self._context.Pipe(duplex=True)
-        process = self._context.Process(
-            target=_child,
-            args=(trial, self.data_dir, self.core, sender),
-            name=f"trial {trial.label}",
-        )
-        start = time.monotonic()
-        with _caller_script_hidden():
-            process.start()
-        sender.close()  # the child holds the only other end: its death closes the connection
+    def _trace(self, trial: Trial) -> OptimizerProgram:
+        """The trial's optimizer program, from a sandboxed tracing process within the setup
+        allowance; `SandboxFailure` when it gives none."""
         try:
+            frames = sandbox.call(
+                _traced,
+                (trial,),
+                limit_sec=self.limit.setup_sec,
+                what="tracing the submission",
+                core=self.core,
+            )
+        except sandbox.Refused as error:
+            raise SpecMismatch(str(error)) from None
+        try:
+            return OptimizerProgram.from_frames(frames)
+        except SubmissionFailure as error:
+            raise sandbox.SandboxFailure(TrialStatus.ERROR, _reason(error)) from None
+
+    def _measure(self, trial: Trial, program: OptimizerProgram) -> tuple[TrialResult, Provenance]:
+        """The trial's result and the provenance of the process that measured it (this
+        process's, when the child died without a word)."""
+        limit = self.limit.seconds(trial.config.budget_sec)
+        start = time.monotonic()
+        with sandbox.child(
+            _measurer, (trial, program, self.data_dir, self.core), f"trial {trial.label}"
+        ) as (process, receiver):
             if not receiver.poll(limit):
                 process.kill()
                 return TrialResult.failed(
@@ -268,35 +283,11 @@ class ChildProcessExecutor:
                 outcome = receiver.recv()
             except EOFError:
                 process.join()
-                return self._died(process.exitcode), provenance.collect()
+                died = sandbox.died(process.exitcode, "trial's process")
+                return TrialResult.failed(died.status, str(died)), provenance.collect()
             if isinstance(outcome, SpecMismatch):
                 raise outcome
             return outcome
-        finally:
-            receiver.close()
-            if process.is_alive():
-                process.join(timeout=5)
-            if process.is_alive():
-                process.kill()
-                process.join()
-
-    @staticmethod
-    def _died(exitcode: int | None) -> TrialResult:
-        if exitcode == -signal.SIGKILL:
-            return TrialResult.failed(
-                TrialStatus.OOM,
-                "the trial's process was killed by SIGKILL before returning a result "
-                "(the kernel's out-of-memory killer, most likely)",
-            )
-        if exitcode is not None and exitcode < 0:
-            return TrialResult.failed(
-                TrialStatus.ERROR,
-                f"the trial's process died of signal {signal.Signals(-exitcode).name}",
-            )
-        return TrialResult.failed(
-            TrialStatus.ERROR,
-            f"the trial's process exited with status {exitcode} without a result",
-        )
 
 
 class ExecutorKind(StrEnum):

@@ -31,7 +31,6 @@ to that factor never cuts a segment short.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import statistics
 import time
@@ -44,9 +43,10 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from optarena.errors import UserError
+from optarena.harness import optimizer_program, tracing
+from optarena.harness.optimizer_program import OptimizerProgram, SubmissionFailure
 from optarena.records import EvalPoint, TrialConfig, TrialResult, TrialStatus
-from optarena.submissions.api import Hparams, Submission, WorkloadInfo
+from optarena.submissions.api import Submission
 from optarena.workloads import data
 from optarena.workloads.base import Arrays, Workload
 
@@ -79,10 +79,6 @@ class StepTimer:
     def scored_sec(self, steps: int) -> float:
         """The scored seconds of ``steps`` steps."""
         return steps * self.step_sec
-
-
-class SubmissionFailure(UserError, RuntimeError):
-    """A submission's own code failed: its factory, a hook, or tracing its optimizer update."""
 
 
 class TrainState(NamedTuple):
@@ -126,58 +122,6 @@ def make_train_step(workload: Workload, tx: optax.GradientTransformationExtraArg
     return train_step
 
 
-def workload_info(
-    workload: Workload, submission: Submission, budget_sec: float, num_devices: int
-) -> WorkloadInfo:
-    """The `WorkloadInfo` a submission sees, with its chosen batch size.
-
-    Raises `ValueError` when the workload's batch size does not divide over the devices, and
-    `SubmissionFailure` when the submission's ``batch_size`` hook fails or gives such a size.
-    """
-    spec = workload.spec
-    if submission.batch_size is None and spec.batch_size % num_devices:
-        raise ValueError(
-            f"batch size {spec.batch_size} of {spec.name} is not divisible by {num_devices} devices"
-        )
-    info = WorkloadInfo(
-        step_hint=spec.step_hint,
-        budget_sec=budget_sec,
-        batch_size=spec.batch_size,
-        num_train_examples=spec.num_train_examples,
-        num_devices=num_devices,
-    )
-    if submission.batch_size is None:
-        return info
-    try:
-        batch_size = int(submission.batch_size(info))
-    except Exception as error:
-        raise SubmissionFailure(f"{submission.name}.batch_size raised {error!r}") from error
-    if batch_size <= 0 or batch_size % num_devices:
-        raise SubmissionFailure(
-            f"{submission.name}.batch_size gave {batch_size}: it must be a positive multiple of "
-            f"the {num_devices} device(s)"
-        )
-    return dataclasses.replace(info, batch_size=batch_size)
-
-
-def make_optimizer(
-    submission: Submission, hparams: Hparams | None, info: WorkloadInfo
-) -> optax.GradientTransformationExtraArgs:
-    """Call the submission's factory, turning any failure into a `SubmissionFailure`."""
-    try:
-        tx = submission.make_optimizer(hparams, info)
-    except Exception as error:
-        raise SubmissionFailure(
-            f"{submission.name}.make_optimizer raised {type(error).__name__}: {error}"
-        ) from error
-    if not isinstance(tx, optax.GradientTransformation):
-        raise SubmissionFailure(
-            f"{submission.name}.make_optimizer returned {type(tx).__name__}, "
-            "not an optax.GradientTransformation"
-        )
-    return optax.with_extra_args_support(tx)
-
-
 def _pad_to_multiple(batch_size: int, multiple: int) -> int:
     return -(-batch_size // multiple) * multiple
 
@@ -219,18 +163,42 @@ def run_trial(
     *,
     data_dir: str,
     mesh: Mesh | None = None,
+    **options: Any,
+) -> TrialResult:
+    """Trace ``submission`` in this process, then `run_program` its optimizer.
+
+    For tests, calibration and ``optarena run``; a benchmark traces in a process of its own
+    (`optarena.harness.executors`). ``options`` are `run_program`'s.
+    """
+    mesh = make_mesh() if mesh is None else mesh
+    program = tracing.trace(workload, submission, config.hparams, config.budget_sec, mesh.size)
+    return run_program(workload, program, config, data_dir=data_dir, mesh=mesh, **options)
+
+
+def run_program(
+    workload: Workload,
+    program: OptimizerProgram,
+    config: TrialConfig,
+    *,
+    data_dir: str,
+    mesh: Mesh | None = None,
     clock: Clock = time.perf_counter,
     on_eval: Callable[[EvalPoint], None] | None = None,
     compile_limit_sec: float = COMPILE_LIMIT_SEC,
 ) -> TrialResult:
-    """Train ``submission`` on ``workload`` once and time it by the rules (see module docstring)."""
+    """Train ``workload`` with an exported optimizer once and time it by the rules (see the
+    module docstring). No submission code runs here: ``program`` is plain data."""
     spec = workload.spec
     mesh = make_mesh() if mesh is None else mesh
     replicated = NamedSharding(mesh, PartitionSpec())
     sharded = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
     # Untimed setup: data, model, optimizer.
-    info = workload_info(workload, submission, config.budget_sec, mesh.size)
+    batch_size = program.batch_size
+    if batch_size % mesh.size:
+        raise SubmissionFailure(
+            f"batch size {batch_size} is not divisible by the {mesh.size} device(s)"
+        )
     train_arrays = workload.load_split("train", data_dir)
     evaluators = {
         split: _Evaluator(
@@ -241,11 +209,11 @@ def run_trial(
     rng = jax.random.PRNGKey(config.seed)
     init_rng, step_rng = jax.random.split(rng)
     params, model_state = jax.jit(workload.init, out_shardings=replicated)(init_rng)
-    tx = make_optimizer(submission, config.hparams, info)
+    tx, eval_params = optimizer_program.load(program, params)
     try:
         opt_state = jax.jit(tx.init, out_shardings=replicated)(params)
     except Exception as error:
-        raise SubmissionFailure(f"{submission.name} optimizer init raised {error!r}") from error
+        raise SubmissionFailure(f"the optimizer's init program failed: {error!r}") from error
     state = TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
@@ -256,12 +224,12 @@ def run_trial(
     )
     # Init and transfers run asynchronously: finish them before the clock starts.
     state, step_rng = jax.block_until_ready(jax.device_put((state, step_rng), replicated))
-    batches: Iterator[Arrays] = data.train_batches(train_arrays, info.batch_size, config.seed)
+    batches: Iterator[Arrays] = data.train_batches(train_arrays, batch_size, config.seed)
     batch_shapes = {
-        key: jax.ShapeDtypeStruct((info.batch_size, *value.shape[1:]), value.dtype)
+        key: jax.ShapeDtypeStruct((batch_size, *value.shape[1:]), value.dtype)
         for key, value in train_arrays.items()
     }
-    eval_params = jax.jit(submission.eval_params) if submission.eval_params else None
+    eval_params = jax.jit(eval_params) if eval_params is not None else None
 
     # Compiled, limited, not scored.
     start = clock()
@@ -278,7 +246,7 @@ def run_trial(
         )
     except Exception as error:
         raise SubmissionFailure(
-            f"compiling the train step with {submission.name} failed: "
+            "compiling the train step with the optimizer's update failed: "
             f"{type(error).__name__}: {error}"
         ) from error
     compile_sec = clock() - start
@@ -316,7 +284,7 @@ def run_trial(
                 eval_params_now = jax.block_until_ready(eval_params(state.opt_state, state.params))
             except Exception as error:
                 raise SubmissionFailure(
-                    f"{submission.name}.eval_params raised {type(error).__name__}: {error}"
+                    f"the eval_params program raised {type(error).__name__}: {error}"
                 ) from error
         segment_sec = clock() - segment_start
         wall_sec += segment_sec
@@ -332,7 +300,7 @@ def run_trial(
         }
         point = EvalPoint(
             step=step,
-            examples=step * info.batch_size,
+            examples=step * batch_size,
             timed_sec=scored_sec,
             wall_sec=wall_sec,
             train_loss=float(state.last_loss),
@@ -368,7 +336,7 @@ def run_trial(
         step_sec=timer.step_sec,
         compile_sec=compile_sec,
         num_steps=step,
-        batch_size=info.batch_size,
+        batch_size=batch_size,
         num_devices=mesh.size,
         device_kind=mesh.devices.flat[0].device_kind,
         flops_per_step=_flops(compiled),

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from optarena.errors import UserError
-from optarena.harness import benchmark, provenance, runner
+from optarena.harness import benchmark, provenance, runner, tracing
 from optarena.records import EvalPoint, FinishedTrial, Trial, TrialConfig
 from optarena.submissions import loader
 from optarena.submissions.api import Submission
@@ -66,12 +66,12 @@ def prepare(
             budget_sec=spec.budget_sec if budget_sec is None else budget_sec,
             max_steps=max_steps,
         )
-        info = runner.workload_info(
+        info = tracing.workload_info(
             registry.get(workload), loaded.submission, config.budget_sec, runner.make_mesh().size
         )
     except ValueError as error:
         raise UserError(str(error)) from error
-    runner.make_optimizer(loaded.submission, point, info)
+    tracing.make_optimizer(loaded.submission, point, info)
     return Trial(submission=benchmark.submission_ref(loaded, reference), spec=spec, config=config)
 
 

@@ -23,7 +23,7 @@ import optax
 import pytest
 import tensorflow_datasets as tfds
 
-from optarena.harness import runner
+from optarena.harness import runner, tracing
 from optarena.records import TrialStatus
 from optarena.submissions import loader
 from optarena.workloads import data, registry, suites
@@ -442,7 +442,7 @@ def test_eval_gives_the_spec_metric_within_sane_bounds(name, splits, initialized
 
 
 def workload_info_for(workload, submission):
-    return runner.workload_info(workload, submission, workload.spec.budget_sec, num_devices=1)
+    return tracing.workload_info(workload, submission, workload.spec.budget_sec, num_devices=1)
 
 
 @pytest.mark.parametrize("submission_name", SUBMISSIONS)

@@ -7,11 +7,12 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 from jax.experimental import io_callback
 
-from optarena.harness import runner
+from optarena.harness import optimizer_program, runner
 from optarena.records import TrialStatus
 from optarena.submissions.api import Submission
 from optarena.workloads import registry
@@ -157,7 +158,9 @@ def test_evaluation_time_is_excluded(data_dir, make_clock):
     assert [p.timed_sec for p in slow.eval_points] == [p.timed_sec for p in plain.eval_points]
 
 
-def test_eval_params_time_is_counted(data_dir, make_clock):
+def test_eval_params_time_is_counted(data_dir, make_clock, monkeypatch):
+    # An exported program cannot call back into Python, so the hook that moves the fake clock
+    # is put in where the measuring process loads the programs.
     clock = make_clock()
     hook_sec = 100.0
 
@@ -169,11 +172,40 @@ def test_eval_params_time_is_counted(data_dir, make_clock):
         zero = io_callback(spend, jax.ShapeDtypeStruct((), jnp.float32))
         return jax.tree.map(lambda p: p + zero, params)
 
-    result = run(workload(), sgd_submission(eval_params=eval_params), clock, data_dir=data_dir)
+    load = optimizer_program.load
+    monkeypatch.setattr(
+        optimizer_program, "load", lambda program, params: (load(program, params)[0], eval_params)
+    )
+    result = run(workload(), sgd_submission(), clock, data_dir=data_dir)
     evals = len(result.eval_points)
     assert evals == 2
     assert hook_sec * evals <= result.timed_sec < hook_sec * (evals + 1)
     assert result.eval_points[0].timed_sec >= hook_sec
+
+
+@pytest.mark.parametrize("hook", ["update", "eval_params"])
+def test_a_host_callback_cannot_be_exported(data_dir, fake_clock, hook):
+    def call_home(x):
+        return x + io_callback(lambda: np.float32(0), jax.ShapeDtypeStruct((), jnp.float32))
+
+    def update(updates, state, params=None):
+        return jax.tree.map(call_home, updates), state
+
+    def eval_params(opt_state, params):
+        return jax.tree.map(call_home, params)
+
+    submission = (
+        Submission(
+            name="calls_home",
+            make_optimizer=lambda hparams, info: optax.GradientTransformation(
+                lambda params: optax.EmptyState(), update
+            ),
+        )
+        if hook == "update"
+        else sgd_submission(eval_params=eval_params)
+    )
+    with pytest.raises(runner.SubmissionFailure, match="cannot export"):
+        run(workload(), submission, fake_clock, data_dir=data_dir)
 
 
 def test_target_stop(data_dir, fake_clock):

@@ -172,7 +172,8 @@ def register(commands) -> None:
         dest="setup",
         type=common.positive_float,
         default=60.0,
-        help="wall-clock seconds allowed for a trial's setup (default 60)",
+        help="wall-clock seconds allowed for a trial's setup, and for tracing its submission "
+        "(default 60)",
     )
     common.add_executor(sub)
     common.add_json(sub)
