@@ -26,7 +26,7 @@ from optarena.records import BenchmarkPlace, Ruleset, SubmissionRef, Trial, Tria
 from optarena.submissions import search_space
 
 if TYPE_CHECKING:
-    from optarena.submissions.loader import LoadedSubmission
+    from optarena.submissions.loader import SubmissionInfo
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -129,7 +129,7 @@ def draw_variants(bases: Sequence[str], seed: int) -> dict[str, str]:
 
 
 def study_points(
-    loaded: LoadedSubmission, config: BenchmarkConfig
+    loaded: SubmissionInfo, config: BenchmarkConfig
 ) -> list[list[Mapping[str, Any] | None]]:
     """The hyperparameter points of each study, one per trial.
 
@@ -138,18 +138,18 @@ def study_points(
     list means fewer trials). Self-tuning gives ``None`` for every trial.
     """
     if config.ruleset is Ruleset.DEFAULT_POINT:
-        point = loaded.submission.default_hparams
-        if point is None and not loaded.submission.self_tuning:
+        point = loaded.default_hparams
+        if point is None and not loaded.self_tuning:
             raise PlanError(f"{loaded.name} has no default point and is not self-tuning")
         return [[point] * config.trials for _ in range(config.studies)]
     if config.ruleset is Ruleset.SELF:
-        if not loaded.submission.self_tuning:
+        if not loaded.self_tuning:
             raise PlanError(
                 f"{loaded.name} does not declare self_tuning=True, so it cannot run under the "
                 "self-tuning ruleset (use --ruleset external)"
             )
         return [[None] * config.trials for _ in range(config.studies)]
-    raw = loaded.submission.search_space
+    raw = loaded.search_space
     if raw is None:
         raise PlanError(
             f"{loaded.name} has no search space, so it cannot run under the external "
@@ -165,7 +165,7 @@ def study_points(
     ]
 
 
-def submission_ref(loaded: LoadedSubmission, reference: str) -> SubmissionRef:
+def submission_ref(loaded: SubmissionInfo, reference: str) -> SubmissionRef:
     """The identity a trial records of ``loaded``, loaded from ``reference``; a path becomes
     absolute, so that the trial loads the same file from any working directory."""
     from optarena.submissions import loader
@@ -197,7 +197,7 @@ def trial_seed_of(config: BenchmarkConfig, workload: str, study: int, trial: int
 
 
 def plan(
-    loaded: LoadedSubmission, reference: str, workloads: Sequence[str], config: BenchmarkConfig
+    loaded: SubmissionInfo, reference: str, workloads: Sequence[str], config: BenchmarkConfig
 ) -> list[Trial]:
     """Every trial of the benchmark, workload by workload, study by study, trial by trial."""
     from optarena.workloads import registry

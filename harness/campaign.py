@@ -15,13 +15,13 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from optarena.harness import benchmark
+from optarena.harness import benchmark, describing, executors, sandbox
 from optarena.harness.benchmark import BenchmarkConfig
 from optarena.harness.executors import Executor
 from optarena.leaderboard.store import Store
 from optarena.records import FinishedTrial, Ruleset, Trial
 from optarena.submissions import loader
-from optarena.submissions.loader import LoadedSubmission
+from optarena.submissions.loader import SubmissionInfo
 from optarena.workloads import registry, suites
 
 OnStart = Callable[[Trial], None]
@@ -32,7 +32,7 @@ OnFinished = Callable[[FinishedTrial, int], None]
 class Campaign:
     """One submission's planned trials and which of them the store holds already."""
 
-    submission: LoadedSubmission
+    submission: SubmissionInfo
     config: BenchmarkConfig
     variants: Mapping[str, str]
     """The held-out variant drawn for each base workload."""
@@ -49,30 +49,29 @@ class Campaign:
         return list(dict.fromkeys(trial.workload for trial in self.trials))
 
 
-def preflight(loaded: LoadedSubmission, trials: Sequence[Trial], data_dir: str) -> None:
+def preflight(
+    loaded: SubmissionInfo, trials: Sequence[Trial], data_dir: str, *, trace_first: bool = True
+) -> None:
     """Check, before anything runs, what would otherwise fail every trial the same way.
 
-    Under self-tuning the submission must build an optimizer from ``hparams=None``; every
-    workload's data must be there (offline datasets are prepared now, untimed).
+    With ``trace_first``, the first trial's optimizer must trace (in a sandboxed process, as
+    every trial's does): a factory that fails on its first point (under self-tuning, on
+    ``hparams=None``) is refused here. Every workload's data must be there (offline datasets
+    are prepared now, untimed).
     """
-    from optarena.harness import tracing
-
-    workloads = {trial.workload: registry.get(trial.workload) for trial in trials}
-    if trials and trials[0].place and trials[0].place.ruleset is Ruleset.SELF:
-        workload = next(iter(workloads.values()))
+    if trials and trace_first:
+        first = trials[0]
         try:
-            # One device: this process must not initialize an accelerator (and hold its
-            # memory) that the trials' processes need.
-            info = tracing.workload_info(
-                workload, loaded.submission, trials[0].config.budget_sec, num_devices=1
+            executors.trace_in_sandbox(first)
+        except sandbox.SandboxFailure as error:
+            under = (
+                "under the self-tuning ruleset"
+                if first.place and first.place.ruleset is Ruleset.SELF
+                else f"its first trial ({first.label})"
             )
-            tracing.make_optimizer(loaded.submission, None, info)
-        except (ValueError, tracing.SubmissionFailure) as error:
-            raise benchmark.PlanError(
-                f"{loaded.name} cannot run under the self-tuning ruleset: {error}"
-            ) from error
-    for workload in workloads.values():
-        workload.load_split("validation", data_dir)
+            raise benchmark.PlanError(f"{loaded.name} cannot run {under}: {error}") from None
+    for name in dict.fromkeys(trial.workload for trial in trials):
+        registry.get(name).load_split("validation", data_dir)
 
 
 def prepare(
@@ -83,11 +82,14 @@ def prepare(
     data_dir: str,
     *,
     workloads: Sequence[str] = (),
-    loaded: LoadedSubmission | None = None,
+    loaded: SubmissionInfo | None = None,
 ) -> Campaign:
     """Plan ``reference``'s benchmark on ``suite`` (or on the named base ``workloads`` of it),
-    look up what ``store`` holds and preflight the rest; raises a `UserError` on bad input."""
-    loaded = loaded or loader.load(reference)
+    look up what ``store`` holds and preflight the rest; raises a `UserError` on bad input.
+
+    The submission is described (`describing.describe`) and traced in sandboxed processes:
+    this process never imports it."""
+    loaded = loaded or describing.describe(reference)
     bases = suites.base_workloads(suite, workloads)
     variants = benchmark.draw_variants(bases, config.seed) if config.held_out else {}
     names = benchmark.benchmark_workloads(bases, variants)
@@ -133,9 +135,10 @@ def main_job(
     )
     campaigns = []
     for reference in loader.builtin_names():
-        loaded = loader.load(reference)
+        loaded = describing.describe(reference)
         trials = benchmark.plan(loaded, reference, names, config)
         campaign = Campaign(loaded, config, {}, tuple(trials), store.stored_ids(trials))
-        preflight(loaded, campaign.pending, data_dir)
+        # A built-in that cannot train is a broken installation, which its trials report.
+        preflight(loaded, campaign.pending, data_dir, trace_first=False)
         campaigns.append(campaign)
     return campaigns

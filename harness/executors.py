@@ -206,6 +206,26 @@ def _measurer(
     connection.close()
 
 
+def trace_in_sandbox(
+    trial: Trial, *, limit_sec: float = WallClockLimit.setup_sec, core: int | None = None
+) -> OptimizerProgram:
+    """The trial's optimizer program, traced in a sandboxed process within ``limit_sec``.
+
+    Raises `SandboxFailure` when it gives none (the submission's code failed, exited, hung),
+    and `SpecMismatch` when the submission is no longer the one the trial was planned with.
+    """
+    try:
+        frames = sandbox.call(
+            _traced, (trial,), limit_sec=limit_sec, what="tracing the submission", core=core
+        )
+    except sandbox.Refused as error:
+        raise SpecMismatch(str(error)) from None
+    try:
+        return OptimizerProgram.from_frames(frames)
+    except SubmissionFailure as error:
+        raise sandbox.SandboxFailure(TrialStatus.ERROR, _reason(error)) from None
+
+
 class ChildProcessExecutor:
     """Runs each trial in two child processes, one at a time, under wall-clock limits.
 
@@ -233,7 +253,8 @@ class ChildProcessExecutor:
                 on_start(trial)
             started_at = _now()
             try:
-                result, where = self._measure(trial, self._trace(trial))
+                program = trace_in_sandbox(trial, limit_sec=self.limit.setup_sec, core=self.core)
+                result, where = self._measure(trial, program)
             except sandbox.SandboxFailure as failed:
                 result = TrialResult.failed(failed.status, str(failed))
                 where = provenance.collect()
@@ -244,24 +265,6 @@ class ChildProcessExecutor:
                 started_at=started_at,
                 finished_at=_now(),
             )
-
-    def _trace(self, trial: Trial) -> OptimizerProgram:
-        """The trial's optimizer program, from a sandboxed tracing process within the setup
-        allowance; `SandboxFailure` when it gives none."""
-        try:
-            frames = sandbox.call(
-                _traced,
-                (trial,),
-                limit_sec=self.limit.setup_sec,
-                what="tracing the submission",
-                core=self.core,
-            )
-        except sandbox.Refused as error:
-            raise SpecMismatch(str(error)) from None
-        try:
-            return OptimizerProgram.from_frames(frames)
-        except SubmissionFailure as error:
-            raise sandbox.SandboxFailure(TrialStatus.ERROR, _reason(error)) from None
 
     def _measure(self, trial: Trial, program: OptimizerProgram) -> tuple[TrialResult, Provenance]:
         """The trial's result and the provenance of the process that measured it (this

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from optarena.errors import UserError
-from optarena.harness import benchmark, campaign, provenance
+from optarena.harness import benchmark, campaign, describing, provenance
 from optarena.harness.campaign import Campaign
 from optarena.harness.executors import Executor, WallClockLimit, make_executor
 from optarena.harness.nightly_config import NightlyConfig
@@ -31,7 +31,7 @@ from optarena.records import FinishedTrial, Ruleset, Trial, TrialConfig
 from optarena.scoring import night_comparison
 from optarena.scoring.report import Settings, score_trials
 from optarena.submissions import loader
-from optarena.submissions.loader import LoadedSubmission
+from optarena.submissions.loader import SubmissionInfo
 from optarena.workloads import registry, suites
 
 TIMING_BUDGET_FACTOR = 10.0
@@ -50,7 +50,7 @@ class NightPlan:
 
     config: NightlyConfig
     store: Store
-    reference: LoadedSubmission
+    reference: SubmissionInfo
     timing: tuple[Trial, ...]
     campaigns: tuple[Campaign, ...]
     skipped: tuple[str, ...]
@@ -96,7 +96,7 @@ def _ruleset_config(config: NightlyConfig, ruleset: str) -> benchmark.BenchmarkC
 
 
 def timing_trials(
-    config: NightlyConfig, reference: LoadedSubmission, bases: Sequence[str]
+    config: NightlyConfig, reference: SubmissionInfo, bases: Sequence[str]
 ) -> list[Trial]:
     """The reference's fixed trials: its default point, seeds 0.., each base workload, capped
     at ``timing_steps`` steps."""
@@ -111,7 +111,7 @@ def timing_trials(
                     spec=spec,
                     config=TrialConfig(
                         seed=seed,
-                        hparams=reference.submission.default_hparams,
+                        hparams=reference.default_hparams,
                         budget_sec=spec.budget_sec * TIMING_BUDGET_FACTOR,
                         max_steps=config.timing_steps,
                     ),
@@ -131,9 +131,9 @@ def plan(config: NightlyConfig, data_dir: str) -> NightPlan:
     references = list(config.submissions) or registered_submissions()
     if not references:
         raise UserError("no submission is registered and the config names none")
-    reference = loader.load(config.reference)
+    reference = describing.describe(config.reference)
     bases = suites.base_workloads(config.suite, config.workloads)
-    loaded = {ref: loader.load(ref) for ref in references}
+    loaded = {ref: describing.describe(ref) for ref in references}
     names = [sub.name for sub in loaded.values()]
     if len(set(names)) != len(names):
         raise UserError(f"two submissions share a name: {', '.join(sorted(names))}")

@@ -14,8 +14,9 @@ train step around the deserialized ``update`` with the workload's own loss. jax.
 host callbacks by default, so an exported program cannot call back into Python. `load` checks
 what it gets, since the tracing process could have been changed by the code it ran: the
 programs must fit the model's parameters, and together hold no more constant values than the
-model has parameters (data read while tracing, the validation split say, would have to be
-baked in as constants).
+model's largest parameter array (data read while tracing, the validation split say, would have
+to be baked in as constants; an update rule needs scalars and small tables, not arrays of data).
+This is a cheap check, not a proof: data smaller than that limit would pass it.
 
 On the wire (`to_frames` / `from_frames`) a program is a JSON header and raw byte strings,
 never a pickle: the tracing process runs untrusted code, and unpickling what it sends would run
@@ -140,7 +141,7 @@ def load(program: OptimizerProgram, params: Any) -> tuple[Any, Callable | None]:
                 f"the optimizer's {name} program does not fit the model's parameters"
             )
 
-    size = sum(math.prod(x.shape) for x in leaves)
+    size = max((math.prod(x.shape) for x in leaves), default=0)
     baked = sum(
         constant_values(exported.mlir_module())
         for exported in (init, update, averaged)
@@ -149,7 +150,7 @@ def load(program: OptimizerProgram, params: Any) -> tuple[Any, Callable | None]:
     if baked > size:
         raise SubmissionFailure(
             f"the optimizer's programs hold {baked} constant values, more than the model's "
-            f"{size} parameters: data read while tracing?"
+            f"largest parameter array ({size}): data read while tracing?"
         )
 
     def init_fn(params):

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from optarena.errors import UserError
-from optarena.harness import csv_inputs
+from optarena.harness import csv_inputs, describing
 from optarena.harness.executors import Executor
 from optarena.leaderboard.snapshots import load_snapshot
 from optarena.leaderboard.store import Store
@@ -176,7 +176,7 @@ def installed_mismatch(trial: Trial) -> str | None:
     """Why the installed submission or workload is not what the trial ran, if it is not."""
     ref = trial.submission
     try:
-        loaded = loader.load(ref.reference)
+        loaded = describing.describe(ref.reference)
     except loader.SubmissionError as error:
         return f"cannot load its submission: {error}"
     if loaded.source_sha256 != ref.source_sha256:

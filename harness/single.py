@@ -72,7 +72,9 @@ def prepare(
     except ValueError as error:
         raise UserError(str(error)) from error
     tracing.make_optimizer(loaded.submission, point, info)
-    return Trial(submission=benchmark.submission_ref(loaded, reference), spec=spec, config=config)
+    return Trial(
+        submission=benchmark.submission_ref(loaded.info, reference), spec=spec, config=config
+    )
 
 
 def run(

@@ -12,9 +12,12 @@ import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
+import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from optarena.errors import UserError
 from optarena.submissions.api import Submission
@@ -44,6 +47,43 @@ class SubmissionNotFound(SubmissionError):
     """A reference that names nothing: no such file, built-in or installed plugin."""
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SubmissionInfo:
+    """What planning needs to know of a submission, as plain data: its identity, search space,
+    default point and flags. It can be read in another process (`to_json`, `from_json`), so
+    that the process that plans and stores never runs a submission's code."""
+
+    name: str
+    origin: str
+    source_sha256: str
+    search_space: Any = None
+    default_hparams: Mapping[str, Any] | None = None
+    self_tuning: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> SubmissionInfo:
+        """The info `to_json` wrote; `SubmissionError` for anything else."""
+        try:
+            return cls._checked(json.loads(text))
+        except (ValueError, TypeError) as error:
+            raise SubmissionError(f"malformed submission description: {error}") from error
+
+    @classmethod
+    def _checked(cls, fields: dict[str, Any]) -> SubmissionInfo:
+        info = cls(**fields)
+        strings = (info.name, info.origin, info.source_sha256)
+        if not all(isinstance(value, str) and value for value in strings):
+            raise TypeError("name, origin and source_sha256 must be non-empty strings")
+        if not isinstance(info.self_tuning, bool):
+            raise TypeError("self_tuning must be true or false")
+        if info.default_hparams is not None and not isinstance(info.default_hparams, dict):
+            raise TypeError("default_hparams must be a mapping of names to values, or None")
+        return info
+
+
 @dataclasses.dataclass(frozen=True)
 class LoadedSubmission:
     """A submission with where it came from and the hash of its source."""
@@ -55,6 +95,27 @@ class LoadedSubmission:
     @property
     def name(self) -> str:
         return self.submission.name
+
+    @property
+    def info(self) -> SubmissionInfo:
+        """The plain-data description of this submission."""
+        submission = self.submission
+        fields = {
+            "name": submission.name,
+            "origin": self.origin,
+            "source_sha256": self.source_sha256,
+            "search_space": submission.search_space,
+            "default_hparams": submission.default_hparams,
+            "self_tuning": submission.self_tuning,
+        }
+        try:
+            # Through JSON, so that it is the same as one read from another process.
+            return SubmissionInfo._checked(json.loads(json.dumps(fields, allow_nan=False)))
+        except (TypeError, ValueError) as error:
+            raise SubmissionError(
+                f"{submission.name}: its search space and default point must be plain JSON "
+                f"data (names, finite numbers, lists): {error}"
+            ) from error
 
 
 def _checked(entries) -> dict[str, str]:

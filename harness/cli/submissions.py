@@ -1,6 +1,7 @@
 """``optarena submissions``: built-in and installed submissions, their rulesets and hashes.
 
-A plugin that fails to load is listed with its error, not fatal to the listing.
+Each is loaded in a sandboxed process (`optarena.harness.describing`); one that fails to load
+is listed with its error, not fatal to the listing.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from optarena.harness.cli import common
 
 def listing() -> list[dict[str, Any]]:
     """One row per registered submission: what it is, or why it failed to load."""
+    from optarena.harness import describing
     from optarena.submissions import loader
 
     rows: list[dict[str, Any]] = []
     for name in loader.builtin_names() + sorted(loader.entry_points()):
         try:
-            loaded = loader.load(name)
+            loaded = describing.describe(name)
         except loader.SubmissionError as error:
             rows.append({"name": name, "origin": "?", "error": str(error)})
             continue
@@ -31,10 +33,10 @@ def listing() -> list[dict[str, Any]]:
                 "name": loaded.name,
                 "origin": loaded.origin,
                 "source_sha256": loaded.source_sha256,
-                "external_tuning": loaded.submission.search_space is not None,
-                "self_tuning": loaded.submission.self_tuning,
-                "search_space": loaded.submission.search_space,
-                "default_hparams": loaded.submission.default_hparams,
+                "external_tuning": loaded.search_space is not None,
+                "self_tuning": loaded.self_tuning,
+                "search_space": loaded.search_space,
+                "default_hparams": loaded.default_hparams,
             }
         )
     return rows
