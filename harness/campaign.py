@@ -15,11 +15,11 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from optarena.harness import benchmark, describing, executors, sandbox
+from optarena.harness import benchmark, describing, evidence, executors, sandbox
 from optarena.harness.benchmark import BenchmarkConfig
 from optarena.harness.executors import Executor
-from optarena.leaderboard.store import Store
-from optarena.records import FinishedTrial, Ruleset, Trial
+from optarena.leaderboard.store import Store, StoreError
+from optarena.records import FinishedTrial, Ruleset, Trial, TrialResult, TrialStatus
 from optarena.submissions import loader
 from optarena.submissions.loader import SubmissionInfo
 from optarena.workloads import registry, suites
@@ -99,6 +99,34 @@ def prepare(
     return campaign
 
 
+class StoreTampered(StoreError):
+    """Rows stored before a trial changed while it ran."""
+
+
+class _StoreGuard:
+    """Seals what a store holds when a trial starts and checks it when the trial ends.
+
+    Rows are only ever added to a store, so the trials stored before a trial started must be
+    the same, row for row, when it ends (`Store.digest`); anything else means something (the
+    submission's code, most likely: it runs in processes of its own, under the same user)
+    edited or deleted them.
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._seal: tuple[int, str] | None = None
+
+    def seal(self) -> None:
+        last = self.store.last_trial_id()
+        self._seal = (last, self.store.digest(last))
+
+    def changed(self) -> bool:
+        if self._seal is None:
+            return False
+        last, digest = self._seal
+        return self.store.digest(last) != digest
+
+
 def run(
     campaign: Campaign,
     executor: Executor,
@@ -108,13 +136,47 @@ def run(
     on_finished: OnFinished | None = None,
 ) -> list[tuple[FinishedTrial, int]]:
     """Run the campaign's pending trials and store each as it finishes; returns each finished
-    trial with its stored id. ``on_finished`` is called after each is stored."""
+    trial with its stored id. ``on_finished`` is called after each is stored.
+
+    A result that contradicts its own evaluation points (`evidence.mismatch`) is stored as an
+    ``error`` saying why. Raises `StoreTampered` when the trials stored before a trial changed
+    while it ran: that trial is stored as an ``error`` saying so, and nothing else runs.
+    """
+    guard = _StoreGuard(store)
+
+    def started(trial: Trial) -> None:
+        guard.seal()
+        if on_start is not None:
+            on_start(trial)
+
     finished = []
-    for done in executor.run(campaign.pending, on_start=on_start):
+    for done in executor.run(campaign.pending, on_start=started):
+        unfounded = evidence.mismatch(done.trial, done.result)
+        if unfounded is not None:
+            done = dataclasses.replace(
+                done,
+                result=TrialResult.failed(
+                    TrialStatus.ERROR, f"the result contradicts its evaluations: {unfounded}"
+                ),
+            )
+        tampered = guard.changed()
+        if tampered:
+            done = dataclasses.replace(
+                done,
+                result=TrialResult.failed(
+                    TrialStatus.ERROR,
+                    "the trials stored before this one were edited or deleted while it ran",
+                ),
+            )
         trial_id = store.add(done)
         finished.append((done, trial_id))
         if on_finished is not None:
             on_finished(done, trial_id)
+        if tampered:
+            raise StoreTampered(
+                f"{store.url}: trials stored before {done.trial.label} were edited or deleted "
+                f"while it ran; it is stored as an error (trial {trial_id}) and nothing else runs"
+            )
     return finished
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from optarena.harness import tracing
+from optarena.harness import sandbox, tracing
 from optarena.submissions import loader
 from optarena.submissions import search_space as spaces
 from optarena.submissions.api import Hparams, Submission, WorkloadInfo
@@ -466,3 +467,38 @@ def command(reference: str, data_dir: str) -> int:
         return EXIT_FAILED
     sys.stdout.write(f"{reference}: all {len(results)} checks passed\n")
     return 0
+
+
+CHECK_LIMIT_SEC = 600.0
+"""How long the whole checklist may take before the submission is reported as hanging."""
+
+
+def _checked_frames(reference: str, data_dir: str) -> list[bytes]:
+    """`run_checks`'s results as JSON, for a sandboxed process."""
+    try:
+        _, results = run_checks(reference, data_dir=data_dir)
+    except loader.SubmissionNotFound as error:
+        raise sandbox.Refused(str(error)) from error
+    return [json.dumps([dataclasses.asdict(result) for result in results]).encode()]
+
+
+def check_in_sandbox(
+    reference: str, *, data_dir: str, limit_sec: float = CHECK_LIMIT_SEC
+) -> list[CheckResult]:
+    """`run_checks` in a sandboxed process (`optarena.harness.sandbox`): a submission that
+    exits, crashes or hangs fails the check, and never ends the calling process.
+
+    Raises `loader.SubmissionNotFound` when ``reference`` names nothing at all.
+    """
+    try:
+        (frame,) = sandbox.call(
+            _checked_frames,
+            (reference, data_dir),
+            limit_sec=limit_sec,
+            what=f"checking {reference}",
+        )
+    except sandbox.Refused as error:
+        raise loader.SubmissionNotFound(str(error)) from None
+    except sandbox.SandboxFailure as error:
+        return [CheckResult("the checks run to their end", False, str(error))]
+    return [CheckResult(**fields) for fields in json.loads(frame)]

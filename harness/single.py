@@ -1,22 +1,24 @@
-"""One trial, checked and run in this process: what ``optarena run`` does.
+"""One trial, checked and run: what ``optarena run`` does.
 
 `prepare` validates every input before anything runs (an unknown workload, submission or
-hyperparameter, a budget that is not positive, a factory that raises: each a `UserError`), and
-`run` trains the trial here, calling back at every evaluation, and returns it finished, for
-the caller to store.
+hyperparameter, a budget that is not positive, a factory that fails: each a `UserError`) and
+traces the submission's optimizer in a sandboxed process (`optarena.harness.sandbox`); `run`
+trains the trial in this process, which never imports the submission, calling back at every
+evaluation, and returns it finished, for the caller to store.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from optarena.errors import UserError
-from optarena.harness import benchmark, provenance, runner, tracing
+from optarena.harness import benchmark, describing, executors, provenance, runner, sandbox
+from optarena.harness.optimizer_program import OptimizerProgram
 from optarena.records import EvalPoint, FinishedTrial, Trial, TrialConfig
-from optarena.submissions import loader
-from optarena.submissions.api import Submission
+from optarena.submissions.loader import SubmissionInfo
 from optarena.workloads import registry
 
 
@@ -24,8 +26,20 @@ class HparamsError(UserError, ValueError):
     """Hyperparameters that the submission does not know."""
 
 
+class TraceError(UserError, RuntimeError):
+    """The submission's optimizer could not be traced for the trial."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedTrial:
+    """A trial and its traced optimizer, ready to run."""
+
+    trial: Trial
+    program: OptimizerProgram
+
+
 def resolve_hparams(
-    submission: Submission, overrides: Mapping[str, Any] | None
+    submission: SubmissionInfo, overrides: Mapping[str, Any] | None
 ) -> dict[str, Any] | None:
     """The submission's default point with ``overrides`` applied; unknown names are errors."""
     defaults = dict(submission.default_hparams or {})
@@ -53,12 +67,12 @@ def prepare(
     seed: int = 0,
     budget_sec: float | None = None,
     max_steps: int | None = None,
-) -> Trial:
-    """The trial of ``reference`` on ``workload`` at its default point with ``hparams`` applied,
-    its submission's factory tried once so that a broken one fails here."""
+) -> PreparedTrial:
+    """The trial of ``reference`` on ``workload`` at its default point with ``hparams``
+    applied, and its optimizer traced, so that a broken factory fails here."""
     spec = registry.get(workload).spec
-    loaded = loader.load(reference)
-    point = resolve_hparams(loaded.submission, hparams)
+    described = describing.describe(reference)
+    point = resolve_hparams(described, hparams)
     try:
         config = TrialConfig(
             seed=seed,
@@ -66,26 +80,30 @@ def prepare(
             budget_sec=spec.budget_sec if budget_sec is None else budget_sec,
             max_steps=max_steps,
         )
-        info = tracing.workload_info(
-            registry.get(workload), loaded.submission, config.budget_sec, runner.make_mesh().size
-        )
     except ValueError as error:
         raise UserError(str(error)) from error
-    tracing.make_optimizer(loaded.submission, point, info)
-    return Trial(
-        submission=benchmark.submission_ref(loaded.info, reference), spec=spec, config=config
+    trial = Trial(
+        submission=benchmark.submission_ref(described, reference), spec=spec, config=config
     )
+    try:
+        program = executors.trace_in_sandbox(trial)
+    except sandbox.SandboxFailure as error:
+        raise TraceError(f"{described.name} cannot run on {workload}: {error}") from None
+    return PreparedTrial(trial, program)
 
 
 def run(
-    trial: Trial, data_dir: str, *, on_eval: Callable[[EvalPoint], None] | None = None
+    prepared: PreparedTrial,
+    data_dir: str,
+    *,
+    on_eval: Callable[[EvalPoint], None] | None = None,
 ) -> FinishedTrial:
-    """Train ``trial`` in this process; a failure of the submission's code is a `UserError`."""
-    loaded = loader.load(trial.submission.reference)
+    """Train the prepared trial in this process: only its exported programs run here."""
+    trial = prepared.trial
     started_at = dt.datetime.now(dt.UTC)
-    result = runner.run_trial(
+    result = runner.run_program(
         registry.get(trial.workload),
-        loaded.submission,
+        prepared.program,
         trial.config,
         data_dir=data_dir,
         on_eval=on_eval,

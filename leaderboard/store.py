@@ -11,6 +11,7 @@ first use, so a command that fails before its first trial leaves no database fil
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -222,6 +223,43 @@ class Store:
             raise StoreError(
                 f"cannot write trial to {self.url}: {error}".splitlines()[0]
             ) from error
+
+    def last_trial_id(self) -> int:
+        """The largest stored trial id (0 for a store that holds none or does not exist)."""
+        if not self.exists():
+            return 0
+        with Session(self.engine) as session:
+            return session.scalar(select(func.max(TrialRow.id))) or 0
+
+    def digest(self, up_to_trial_id: int) -> str:
+        """sha256 of every row that says what the trials up to ``up_to_trial_id`` were and
+        gave: the trials, their evaluation points and benchmark identities, and the submission
+        and workload rows they point to.
+
+        Rows are only ever added to a store, by any number of writers, so the digest of the
+        trials up to an id stays the same until something edits or deletes what was stored
+        (`optarena.harness.campaign` checks it around every trial).
+        """
+        digest = hashlib.sha256()
+        if not self.exists():
+            return digest.hexdigest()
+        stored = select(TrialRow.id).where(TrialRow.id <= up_to_trial_id)
+        tables = (
+            (SubmissionRow, SubmissionRow.id, TrialRow.submission_id),
+            (WorkloadRow, WorkloadRow.id, TrialRow.workload_id),
+            (TrialRow, TrialRow.id, TrialRow.id),
+            (EvalPointRow, EvalPointRow.trial_id, TrialRow.id),
+            (BenchmarkTrialRow, BenchmarkTrialRow.trial_id, TrialRow.id),
+        )
+        with self.engine.connect() as connection:
+            for model, key, trial_column in tables:
+                table = model.__table__
+                used = select(trial_column).where(TrialRow.id.in_(stored))
+                query = select(table).where(key.in_(used)).order_by(*table.primary_key.columns)
+                digest.update(table.name.encode())
+                for row in connection.execute(query):
+                    digest.update(repr(tuple(row)).encode())
+        return digest.hexdigest()
 
     def stored_id(self, trial: Trial) -> int | None:
         """The id of the stored benchmark trial with ``trial``'s identity, if there is one."""

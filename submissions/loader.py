@@ -134,16 +134,40 @@ def builtin_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def entry_points() -> dict[str, importlib.metadata.EntryPoint]:
-    """Installed plugins by name; a plugin may not reuse a built-in's name."""
-    found: dict[str, importlib.metadata.EntryPoint] = {}
+def _plugins() -> tuple[dict[str, importlib.metadata.EntryPoint], dict[str, str]]:
+    """Installed plugins by name, and, for each name that cannot be loaded because it is
+    taken (by a built-in or by another plugin), why, naming every source."""
+    found: dict[str, dict[str, importlib.metadata.EntryPoint]] = {}
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in _REGISTRY or ep.name in found:
-            raise SubmissionError(
-                f"duplicate submission name {ep.name!r} from entry point {ep.value}"
+        found.setdefault(ep.name, {}).setdefault(ep.value, ep)
+    usable: dict[str, importlib.metadata.EntryPoint] = {}
+    clashes: dict[str, str] = {}
+    for name, by_value in found.items():
+        eps = list(by_value.values())
+        sources = " and ".join(
+            f"{ep.value} (from {ep.dist.name if ep.dist else 'an unknown distribution'})"
+            for ep in eps
+        )
+        if name in _REGISTRY:
+            clashes[name] = (
+                f"plugin name {name!r} is the built-in {_REGISTRY[name]}'s; plugin: {sources}"
             )
-        found[ep.name] = ep
-    return found
+        elif len(eps) > 1:
+            clashes[name] = f"{len(eps)} plugins are named {name!r}: {sources}"
+        else:
+            usable[name] = eps[0]
+    return usable, clashes
+
+
+def entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    """Installed plugins by name, leaving out every name that clashes (`plugin_clashes`), so
+    that one badly named plugin never stops the others."""
+    return _plugins()[0]
+
+
+def plugin_clashes() -> dict[str, str]:
+    """Why each clashing plugin name cannot be loaded, naming both sources."""
+    return _plugins()[1]
 
 
 def _is_optarena(name: str) -> bool:
@@ -237,6 +261,20 @@ def source_sha256(module: ModuleType) -> str:
     return _digest(path.parent, files, package or None)
 
 
+def plugin_sha256(ep: importlib.metadata.EntryPoint) -> str:
+    """sha256 of an installed plugin: its distribution's name and version and the source of the
+    top-level package its entry point lies in (every ``.py`` file under it, so that a helper
+    module the submission imports counts), with the project modules they import.
+
+    A top-level namespace package has no one folder; then the entry point's own module counts.
+    """
+    top = importlib.import_module(ep.module.partition(".")[0])
+    module = top if getattr(top, "__file__", None) else sys.modules[ep.module]
+    dist = ep.dist
+    label = f"{dist.name} {dist.version}" if dist is not None else "no distribution"
+    return hashlib.sha256(f"{label}\n{source_sha256(module)}".encode()).hexdigest()
+
+
 def _submission_of(obj: object, origin: str) -> Submission:
     candidate = getattr(obj, "SUBMISSION", obj) if isinstance(obj, ModuleType) else obj
     if isinstance(obj, ModuleType) and not hasattr(obj, "SUBMISSION"):
@@ -308,7 +346,9 @@ def load(reference: str) -> LoadedSubmission:
         return LoadedSubmission(
             _submission_of(module, reference), f"builtin:{reference}", source_sha256(module)
         )
-    plugins = entry_points()
+    plugins, clashes = _plugins()
+    if reference in clashes:
+        raise SubmissionError(clashes[reference])
     if reference in plugins:
         ep = plugins[reference]
         try:
@@ -318,12 +358,13 @@ def load(reference: str) -> LoadedSubmission:
                 f"loading entry point {reference!r} ({ep.value}) failed: "
                 f"{type(error).__name__}: {error}"
             ) from error
-        module = sys.modules[ep.module]
-        return LoadedSubmission(
-            _submission_of(obj, f"entry point {ep.value}"),
-            f"entry_point:{ep.value}",
-            source_sha256(module),
-        )
+        submission = _submission_of(obj, f"entry point {ep.value}")
+        if submission.name != reference:
+            raise SubmissionError(
+                f"entry point {reference!r} ({ep.value}) holds a submission named "
+                f"{submission.name!r}: the two names must be the same"
+            )
+        return LoadedSubmission(submission, f"entry_point:{ep.value}", plugin_sha256(ep))
     known = ", ".join([*builtin_names(), *sorted(plugins)])
     raise SubmissionNotFound(
         f"unknown submission {reference!r}; known: {known} (or give a .py path)"

@@ -275,3 +275,30 @@ def test_sqlite_store_is_untouched_by_a_refused_submission(capsys, tmp_path, dat
     )
     assert code == 2
     assert list(sqlite3.connect(db).iterdump()) == before
+
+
+def test_a_submission_that_edits_the_store_is_caught_and_stops_the_benchmark(
+    capsys, tmp_path, data_dir
+):
+    db = tmp_path / "store.db"
+    code, err = _benchmark(capsys, db, data_dir, _submission(tmp_path, "fair"))
+    assert code == 0, err
+    fair_ids = sorted(t["id"] for t in _trials(db))
+    vandal = (
+        f"connection = __import__('sqlite3').connect({str(db)!r}); "
+        "connection.execute(\"UPDATE trials SET status = 'diverged', time_to_target_sec = NULL\"); "
+        "connection.commit()"
+    )
+    in_factory = AFTER_PREFLIGHT.format(calls=str(tmp_path / "calls"), attack=vandal)
+    path = _submission(tmp_path, "vandal", in_factory=in_factory)
+    code, err = _benchmark(capsys, db, data_dir, path)
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("optarena: error:") and "edited or deleted" in last, err
+    store = Store(f"sqlite:///{db}")
+    frame = store.benchmark_trials()
+    caught = frame[frame["submission"] == "vandal"]
+    assert len(caught) == 1, "the first trial is stored as an error, and nothing else runs"
+    assert caught["status"].tolist() == ["error"]
+    assert "edited or deleted" in store.trial(int(caught["trial_id"].iloc[0]))["reason"]
+    assert sorted(frame[frame["submission"] == "fair"]["trial_id"]) == fair_ids

@@ -283,17 +283,19 @@ def test_load_by_entry_point(site, unique):
             f"{unique}_obj": f"{unique}_plugin:SUBMISSION",
             f"{unique}_mod": f"{unique}_plugin",
         },
-        {f"{unique}_plugin.py": submission_source("plugged")},
+        {f"{unique}_plugin.py": submission_source(f"{unique}_obj")},
     )
     importlib.invalidate_caches()
     found = loader.entry_points()
     assert {f"{unique}_obj", f"{unique}_mod"} <= set(found)
-    for name in (f"{unique}_obj", f"{unique}_mod"):
-        loaded = loader.load(name)
-        assert loaded.name == "plugged"
-        assert loaded.origin.startswith("entry_point:")
-        assert f"{unique}_plugin" in loaded.origin
-        assert len(loaded.source_sha256) == 64
+    loaded = loader.load(f"{unique}_obj")
+    assert loaded.name == f"{unique}_obj"
+    assert loaded.origin.startswith("entry_point:")
+    assert f"{unique}_plugin" in loaded.origin
+    assert len(loaded.source_sha256) == 64
+    # An entry point's name is the submission's name: a second name for it is refused.
+    with pytest.raises(loader.SubmissionError, match="the two names must be the same"):
+        loader.load(f"{unique}_mod")
     # Installed plugins are listed next to the built-ins when a name is unknown.
     with pytest.raises(loader.SubmissionError, match=f"{unique}_obj"):
         loader.load("no_such_submission_anywhere")
@@ -304,10 +306,10 @@ def test_entry_point_name_with_a_dot_is_not_taken_for_a_path(site, unique):
         site,
         f"{unique}_dist",
         {f"acme.{unique}": f"{unique}_dotted:SUBMISSION"},
-        {f"{unique}_dotted.py": submission_source("dotted")},
+        {f"{unique}_dotted.py": submission_source(f"acme.{unique}")},
     )
     importlib.invalidate_caches()
-    assert loader.load(f"acme.{unique}").name == "dotted"
+    assert loader.load(f"acme.{unique}").name == f"acme.{unique}"
 
 
 def test_load_by_entry_point_of_a_package(site, unique):
@@ -318,14 +320,16 @@ def test_load_by_entry_point_of_a_package(site, unique):
         {f"{unique}_packaged": f"{package}:SUBMISSION"},
         {
             f"{package}/__init__.py": submission_source(
-                "packaged", body="from .rates import LEARNING_RATE", learning_rate="LEARNING_RATE"
+                f"{unique}_packaged",
+                body="from .rates import LEARNING_RATE",
+                learning_rate="LEARNING_RATE",
             ),
             f"{package}/rates.py": "LEARNING_RATE = 0.5\n",
         },
     )
     importlib.invalidate_caches()
     first = loader.load(f"{unique}_packaged")
-    assert first.name == "packaged"
+    assert first.name == f"{unique}_packaged"
     # A package's hash covers every file in it, not only __init__.py.
     write(site / package / "rates.py", "LEARNING_RATE = 0.25\n")
     assert loader.load(f"{unique}_packaged").source_sha256 != first.source_sha256
@@ -360,14 +364,17 @@ def test_entry_point_named_like_a_builtin_is_an_error(site, unique, builtin):
     install_fake_distribution(
         site,
         f"{unique}_dist",
-        {builtin: f"{unique}_impostor:SUBMISSION", f"{unique}_fine": f"{unique}_impostor"},
-        {f"{unique}_impostor.py": submission_source(builtin)},
+        {builtin: f"{unique}_impostor:SUBMISSION", f"{unique}_fine": f"{unique}_fine:SUBMISSION"},
+        {
+            f"{unique}_impostor.py": submission_source(builtin),
+            f"{unique}_fine.py": submission_source(f"{unique}_fine"),
+        },
     )
     importlib.invalidate_caches()
-    with pytest.raises(loader.SubmissionError, match="duplicate"):
-        loader.entry_points()
-    with pytest.raises(loader.SubmissionError, match=builtin):
-        loader.load(f"{unique}_fine")
+    # The clash is named with its source, and every other plugin still loads.
+    assert builtin not in loader.entry_points()
+    assert f"{unique}_impostor" in loader.plugin_clashes()[builtin]
+    assert loader.load(f"{unique}_fine").name == f"{unique}_fine"
     # The built-in itself still loads from this repository, never from the plugin.
     assert loader.load(builtin).origin == f"builtin:{builtin}"
 
@@ -381,5 +388,8 @@ def test_two_distributions_with_the_same_entry_point_name(site, unique):
             {f"{unique}_mod{index}.py": submission_source(f"same{index}")},
         )
     importlib.invalidate_caches()
-    with pytest.raises(loader.SubmissionError, match="duplicate"):
+    with pytest.raises(
+        loader.SubmissionError,
+        match=f"{unique}_dist1.*{unique}_dist2|{unique}_dist2.*{unique}_dist1",
+    ):
         loader.load(f"{unique}_same")

@@ -24,10 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "submissions" / "template.py"
 
 
-def build_wheel(folder: Path, distribution: str, files: dict[str, str], entry_points: str) -> Path:
+def build_wheel(
+    folder: Path, distribution: str, files: dict[str, str], entry_points: str, version="0.1.0"
+) -> Path:
     """A wheel (PEP 427: a zip with a ``.dist-info``) holding ``files``; built by hand so that
     no build backend, and no network, is needed."""
-    version = "0.1.0"
     info = f"{distribution}-{version}.dist-info"
     contents = {
         **files,
@@ -106,8 +107,8 @@ def test_installed_plugin_is_listed_with_origin_and_hash(installed_plugin):
     assert set(loader.builtin_names()) < set(rows)
     row = rows[installed_plugin["name"]]
     assert row["origin"] == f"entry_point:{installed_plugin['module']}"
-    # The hash is of the plugin's code: the same file loaded by path hashes the same.
-    assert row["source_sha256"] == loader.load(str(installed_plugin["source"])).source_sha256
+    # The hash is of the plugin's code and of its distribution: not the same file by path.
+    assert row["source_sha256"] != loader.load(str(installed_plugin["source"])).source_sha256
     # Without the plugin on the path, it is not listed.
     plain = subprocess.run(
         [sys.executable, "-m", "optarena", "submissions", "--json"],
@@ -158,3 +159,119 @@ def test_installed_plugin_is_benchmarked_and_scored(
     assert name in capsys.readouterr().out
     assert cli.main(["leaderboard", "--db", db]) == 0
     assert name in capsys.readouterr().out
+
+
+WITH_HELPER = """
+import optax
+from optarena.submissions.api import Submission
+from {package}.helpers import LEARNING_RATE
+
+SUBMISSION = Submission(
+    name="{name}", make_optimizer=lambda hparams, info: optax.sgd(LEARNING_RATE), self_tuning=True
+)
+"""
+
+
+def _install_with_helper(root: Path, site: Path, package: str, name: str, rate: float, version):
+    wheel = build_wheel(
+        root,
+        package,
+        {
+            f"{package}/__init__.py": "",
+            f"{package}/submission.py": WITH_HELPER.format(package=package, name=name),
+            f"{package}/helpers.py": f"LEARNING_RATE = {rate}\n",
+        },
+        f"[{loader.ENTRY_POINT_GROUP}]\n{name} = {package}.submission\n",
+        version=version,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--upgrade", "--target", str(site), str(wheel)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    importlib.invalidate_caches()
+
+
+def test_editing_a_plugin_helper_or_its_version_makes_a_new_submission(
+    tmp_path, monkeypatch, capsys, data_dir
+):
+    from optarena.harness import describing
+    from optarena.leaderboard.store import Store
+
+    unique = uuid.uuid4().hex[:8]
+    package, name = f"optarena_helped_{unique}", f"helped_{unique}"
+    site = tmp_path / "site"
+    monkeypatch.syspath_prepend(str(site))
+    db = f"sqlite:///{tmp_path / 'board.db'}"
+    benchmark = [
+        "benchmark", "--submission", name, "--ruleset", "self", "--suite", "quick",
+        "--workloads", "digits_mlp", "--no-held-out", "--studies", "1", "--max-steps", "20",
+        "--db", db, "--data-dir", data_dir,
+    ]  # fmt: skip
+    hashes = []
+    for rate, version in ((1e-3, "0.1.0"), (0.5, "0.1.0"), (0.5, "0.2.0")):
+        (tmp_path / version).mkdir(exist_ok=True)
+        _install_with_helper(tmp_path / version, site, package, name, rate, version)
+        hashes.append(describing.describe(name).source_sha256)
+        assert cli.main(benchmark) == 0, capsys.readouterr().err
+        assert "1 to run" in capsys.readouterr().err
+    assert len(set(hashes)) == 3, "the helper's edit and the version each make a new hash"
+    trials = Store(db).trials()
+    assert len(trials) == 3
+
+
+SMALL_PLUGIN = """
+import optax
+from optarena.submissions.api import Submission
+
+SUBMISSION = Submission(
+    name="{name}", make_optimizer=lambda hparams, info: optax.sgd(0.1), self_tuning=True
+)
+"""
+
+
+def test_a_clashing_or_misnamed_plugin_fails_alone(tmp_path, monkeypatch, capsys, data_dir):
+    unique = uuid.uuid4().hex[:8]
+    site = tmp_path / "site"
+    good, twin, misnamed = f"good_{unique}", f"twin_{unique}", f"epname_{unique}"
+    plugins = {
+        f"first_{unique}": {twin: twin},
+        f"second_{unique}": {twin: twin, "nadamw": "nadamw"},
+        f"third_{unique}": {misnamed: f"subname_{unique}", good: good},
+    }
+    for distribution, entries in plugins.items():
+        files = {
+            f"{distribution}_{i}.py": SMALL_PLUGIN.format(name=name)
+            for i, name in enumerate(entries.values())
+        }
+        points = "".join(f"{entry} = {distribution}_{i}\n" for i, entry in enumerate(entries))
+        wheel = build_wheel(
+            tmp_path, distribution, files, f"[{loader.ENTRY_POINT_GROUP}]\n{points}"
+        )
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+             "--target", str(site), str(wheel)],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+    listing = subprocess.run(
+        [sys.executable, "-m", "optarena", "submissions", "--json"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert listing.returncode == 0, listing.stderr
+    rows = json.loads(listing.stdout)
+    errors = {row["name"]: row["error"] for row in rows if "error" in row}
+    assert f"first_{unique}" in errors[twin] and f"second_{unique}" in errors[twin]
+    assert "built-in" in errors["nadamw"] and f"second_{unique}" in errors["nadamw"]
+    assert "must be the same" in errors[misnamed]
+    listed = {row["name"] for row in rows if "error" not in row}
+    assert good in listed and set(loader.builtin_names()) <= listed
+
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    assert cli.main(["check", good, "--data-dir", data_dir]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    assert cli.main(["check", misnamed, "--data-dir", data_dir]) == 1
+    assert "must be the same" in capsys.readouterr().err
+    assert cli.main(["check", twin, "--data-dir", data_dir]) == 1
+    assert f"second_{unique}" in capsys.readouterr().err

@@ -10,10 +10,13 @@ from optarena.harness.cli import common
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Print the checklist on stdout; exit 0 when every check passes, else 1, with the first
-    failure repeated as one line on stderr."""
+    failure repeated as one line on stderr. The checks run in a sandboxed process, so that a
+    submission that exits, crashes or hangs fails them instead of ending this one."""
     from optarena.harness import check
 
-    _, results = check.run_checks(args.submission, data_dir=common.data_dir(args))
+    results = check.check_in_sandbox(
+        args.submission, data_dir=common.data_dir(args), limit_sec=args.timeout
+    )
     if args.json:
         common.print_json([vars(result) for result in results])
     else:
@@ -40,6 +43,13 @@ def register(commands) -> None:
     sub.set_defaults(handler=cmd_check)
     sub.add_argument(
         "submission", metavar="SUBMISSION", help="built-in name, .py path or installed plugin"
+    )
+    sub.add_argument(
+        "--timeout",
+        type=common.positive_float,
+        default=600.0,
+        help="seconds the whole checklist may take; a submission that hangs past it fails "
+        "(default 600)",
     )
     common.add_json(sub)
     common.add_data(sub)

@@ -28,7 +28,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from optarena.leaderboard.store import Store
 
     common.isolate_in_process_trials(args)
-    trial = single.prepare(
+    prepared = single.prepare(
         args.workload,
         args.submission,
         hparams=parse_hparams(args.hparams),
@@ -38,8 +38,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     store = Store(args.db)
     log = common.console(stderr=True)
-    with progress.trial_bar(log, trial, enabled=not args.json) as on_eval:
-        done = single.run(trial, common.data_dir(args), on_eval=on_eval)
+    with progress.trial_bar(log, prepared.trial, enabled=not args.json) as on_eval:
+        done = single.run(prepared, common.data_dir(args), on_eval=on_eval)
     trial_id = store.add(done)
     result = done.result
     if args.json:

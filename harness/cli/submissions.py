@@ -39,6 +39,8 @@ def listing() -> list[dict[str, Any]]:
                 "default_hparams": loaded.default_hparams,
             }
         )
+    for name, why in sorted(loader.plugin_clashes().items()):
+        rows.append({"name": name, "origin": "?", "error": why})
     return rows
 
 
