@@ -28,7 +28,7 @@ import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from optarena.errors import UserError
 from optarena.harness import isolation, provenance, sandbox
@@ -98,9 +98,12 @@ def trace(trial: Trial) -> OptimizerProgram:
     )
 
 
-def measure(trial: Trial, program: OptimizerProgram, data_dir: str) -> TrialResult:
+def measure(
+    trial: Trial, program: OptimizerProgram, data_dir: str, cache: Any = None
+) -> TrialResult:
     """Run one trial's exported optimizer in this process; any exception becomes an error or
-    oom result. No submission code runs here."""
+    oom result. No submission code runs here. ``cache`` is a `runner.WorkloadCache` kept
+    across the trials this process measures."""
     from optarena.harness import runner
     from optarena.workloads import registry
 
@@ -108,7 +111,7 @@ def measure(trial: Trial, program: OptimizerProgram, data_dir: str) -> TrialResu
         workload = registry.get(trial.workload)
         if workload.spec.sha256() != trial.spec.sha256():
             raise SpecMismatch(f"workload {trial.workload} changed since the benchmark was planned")
-        return runner.run_program(workload, program, trial.config, data_dir=data_dir)
+        return runner.run_program(workload, program, trial.config, data_dir=data_dir, cache=cache)
     except SpecMismatch:
         raise
     except Exception as error:
@@ -189,21 +192,28 @@ def _traced(trial: Trial) -> list[bytes]:
         raise sandbox.Refused(str(error)) from error
 
 
-def _measurer(
-    trial: Trial, program: OptimizerProgram, data_dir: str, core: int | None, connection
-) -> None:
-    """A measuring process: never imports the submission."""
+def _measuring_worker(data_dir: str, core: int | None, lifeline, connection) -> None:
+    """A measuring process: measures the trials it is sent, one at a time, until its
+    connection closes; never imports a submission. It keeps each workload's data and compiled
+    evaluation between trials (`runner.WorkloadCache`)."""
+    from optarena.harness import runner
+
     isolation.isolate(core)
-    sandbox.die_with_parent(connection)
-    try:
-        outcome: tuple[TrialResult, Provenance] | SpecMismatch = (
-            measure(trial, program, data_dir),
-            provenance.collect(),
-        )
-    except SpecMismatch as error:
-        outcome = error
-    connection.send(outcome)
-    connection.close()
+    sandbox.die_with_parent(lifeline)
+    cache = runner.WorkloadCache()
+    while True:
+        try:
+            trial, program = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            outcome: tuple[TrialResult, Provenance] | SpecMismatch = (
+                measure(trial, program, data_dir, cache),
+                provenance.collect(),
+            )
+        except SpecMismatch as error:
+            outcome = error
+        connection.send(outcome)
 
 
 def trace_in_sandbox(
@@ -226,6 +236,33 @@ def trace_in_sandbox(
         raise sandbox.SandboxFailure(TrialStatus.ERROR, _reason(error)) from None
 
 
+class _Worker:
+    """A running measuring process and this end of its connections."""
+
+    def __init__(self, data_dir: str, core: int | None):
+        ctx = sandbox.context()
+        self._lifeline, their_lifeline = ctx.Pipe(duplex=True)
+        self.connection, theirs = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(
+            target=_measuring_worker,
+            args=(data_dir, core, their_lifeline, theirs),
+            name="optarena measuring process",
+        )
+        with sandbox.caller_script_hidden():
+            self.process.start()
+        their_lifeline.close()
+        theirs.close()
+
+    def stop(self, *, kill: bool = False) -> None:
+        self.connection.close()
+        self._lifeline.close()
+        if not kill:
+            self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+
+
 class ChildProcessExecutor:
     """Runs each trial in two child processes, one at a time, under wall-clock limits.
 
@@ -244,53 +281,65 @@ class ChildProcessExecutor:
         self.data_dir = data_dir
         self.limit = limit or WallClockLimit()
         self.core = isolation.trial_core() if core is None else core
+        self._worker: _Worker | None = None
 
     def run(
         self, trials: Iterable[Trial], *, on_start: OnStart | None = None
     ) -> Iterator[FinishedTrial]:
-        for trial in trials:
-            if on_start is not None:
-                on_start(trial)
-            started_at = _now()
-            try:
-                program = trace_in_sandbox(trial, limit_sec=self.limit.setup_sec, core=self.core)
-                result, where = self._measure(trial, program)
-            except sandbox.SandboxFailure as failed:
-                result = TrialResult.failed(failed.status, str(failed))
-                where = provenance.collect()
-            yield FinishedTrial(
-                trial=trial,
-                result=result,
-                provenance=where,
-                started_at=started_at,
-                finished_at=_now(),
-            )
+        try:
+            for trial in trials:
+                if on_start is not None:
+                    on_start(trial)
+                started_at = _now()
+                try:
+                    program = trace_in_sandbox(
+                        trial, limit_sec=self.limit.setup_sec, core=self.core
+                    )
+                    result, where = self._measure(trial, program)
+                except sandbox.SandboxFailure as failed:
+                    result = TrialResult.failed(failed.status, str(failed))
+                    where = provenance.collect()
+                yield FinishedTrial(
+                    trial=trial,
+                    result=result,
+                    provenance=where,
+                    started_at=started_at,
+                    finished_at=_now(),
+                )
+        finally:
+            if self._worker is not None:
+                self._worker.stop()
+                self._worker = None
 
     def _measure(self, trial: Trial, program: OptimizerProgram) -> tuple[TrialResult, Provenance]:
-        """The trial's result and the provenance of the process that measured it (this
-        process's, when the child died without a word)."""
+        """The trial's result from the measuring process, and that process's provenance (this
+        process's, when it died without a word). A measuring process that times out or dies is
+        replaced for the next trial."""
         limit = self.limit.seconds(trial.config.budget_sec)
         start = time.monotonic()
-        with sandbox.child(
-            _measurer, (trial, program, self.data_dir, self.core), f"trial {trial.label}"
-        ) as (process, receiver):
-            if not receiver.poll(limit):
-                process.kill()
+        if self._worker is None:
+            self._worker = _Worker(self.data_dir, self.core)
+        worker = self._worker
+        try:
+            worker.connection.send((trial, program))
+            if not worker.connection.poll(limit):
+                self._worker = None
+                worker.stop(kill=True)
                 return TrialResult.failed(
                     TrialStatus.TIMEOUT,
                     f"no result after {time.monotonic() - start:.0f} s of wall clock (limit: "
                     f"budget {trial.config.budget_sec:g} s x {self.limit.margin:g} + "
                     f"{self.limit.setup_sec:g} s setup); killed",
                 ), provenance.collect()
-            try:
-                outcome = receiver.recv()
-            except EOFError:
-                process.join()
-                died = sandbox.died(process.exitcode, "trial's process")
-                return TrialResult.failed(died.status, str(died)), provenance.collect()
-            if isinstance(outcome, SpecMismatch):
-                raise outcome
-            return outcome
+            outcome = worker.connection.recv()
+        except (EOFError, OSError):
+            self._worker = None
+            worker.stop(kill=True)
+            died = sandbox.died(worker.process.exitcode, "trial's process")
+            return TrialResult.failed(died.status, str(died)), provenance.collect()
+        if isinstance(outcome, SpecMismatch):
+            raise outcome
+        return outcome
 
 
 class ExecutorKind(StrEnum):

@@ -1,0 +1,64 @@
+"""How much of a benchmark's wall clock is spent training: the share of the whole command's
+wall-clock seconds that are timed training steps (compile and evaluations excluded).
+
+It runs one submission's benchmark on a suite into a fresh store, the way `optarena benchmark`
+does (describe, pre-flight, then every trial through the default executor: a sandboxed tracing
+process and a measuring process per trial), and prints the trials, the benchmark's wall clock,
+the sum of the trials' timed training segments (`TrialResult.wall_sec`), their compile seconds,
+and the share. The rest is process starts, imports, tracing, data loading, evaluations and
+storing.
+
+Run: ``python bench/wall_share.py [--submission nadamw] [--suite quick] [--studies 1]
+[--trials 2] [--seed 0]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from optarena.harness import campaign
+from optarena.harness.benchmark import BenchmarkConfig
+from optarena.harness.executors import make_executor
+from optarena.leaderboard.store import Store
+from optarena.workloads.data import default_data_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--submission", default="nadamw")
+    parser.add_argument("--suite", default="quick")
+    parser.add_argument("--studies", type=int, default=1)
+    parser.add_argument("--trials", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args()
+    data_dir = args.data_dir or default_data_dir()
+    config = BenchmarkConfig.for_ruleset(
+        "external", studies=args.studies, trials=args.trials, seed=args.seed
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store(f"sqlite:///{Path(folder) / 'wall_share.db'}")
+        # Data preparation is a one-off per machine, not part of a benchmark's cost.
+        campaign.prepare(args.submission, args.suite, config, Store("sqlite://"), data_dir)
+        started = time.monotonic()
+        planned = campaign.prepare(args.submission, args.suite, config, store, data_dir)
+        done = campaign.run(planned, make_executor("child-process", data_dir), store)
+        wall = time.monotonic() - started
+        results = [finished.result for finished, _ in done]
+    training = sum(r.wall_sec for r in results if r.wall_sec == r.wall_sec)
+    compiled = sum(r.compile_sec for r in results)
+    print(
+        f"{args.submission} on {args.suite}, external, {args.studies} x {args.trials}: "
+        f"{len(results)} trials"
+    )
+    print(f"benchmark wall clock      {wall:8.1f} s")
+    print(f"timed training segments   {training:8.1f} s")
+    print(f"compile (not scored)      {compiled:8.1f} s")
+    print(f"share of wall clock training: {training / wall:.3f}")
+
+
+if __name__ == "__main__":
+    main()
