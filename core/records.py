@@ -84,6 +84,9 @@ class TrialConfig:
             raise ValueError(f"budget_sec must be positive, got {self.budget_sec=}")
         if self.max_steps is not None and self.max_steps <= 0:
             raise ValueError(f"max_steps must be positive, got {self.max_steps=}")
+        for name, value in (self.hparams or {}).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"hyperparameter {name} must be a finite number, got {value}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

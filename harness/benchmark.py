@@ -38,6 +38,10 @@ class RulesetDefaults:
     budget_factor: float
 
 
+MAX_STUDIES = 1000
+MAX_TRIALS = 1000
+"""The most studies per workload and trials per study a benchmark plans."""
+
 DEFAULTS: Mapping[Ruleset, RulesetDefaults] = {
     # AlgoPerf v0.6: 3 studies x 5 trials, the workload's budget.
     Ruleset.EXTERNAL: RulesetDefaults(studies=3, trials=5, budget_factor=1.0),
@@ -66,9 +70,10 @@ class BenchmarkConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ruleset", Ruleset(self.ruleset))
-        if self.studies <= 0 or self.trials <= 0:
+        if not (0 < self.studies <= MAX_STUDIES and 0 < self.trials <= MAX_TRIALS):
             raise ValueError(
-                f"studies and trials must be positive, got {self.studies=}, {self.trials=}"
+                f"studies must be 1 to {MAX_STUDIES} and trials 1 to {MAX_TRIALS}, got "
+                f"{self.studies=}, {self.trials=}"
             )
         if not self.budget_factor > 0:
             raise ValueError(f"budget_factor must be positive, got {self.budget_factor=}")

@@ -96,6 +96,8 @@ def prepare(
     trials = benchmark.plan(loaded, reference, names, config)
     campaign = Campaign(loaded, config, variants, tuple(trials), store.stored_ids(trials))
     preflight(loaded, campaign.pending, data_dir)
+    if campaign.pending:
+        store.check_writable()
     return campaign
 
 
@@ -195,6 +197,7 @@ def main_job(
     config = BenchmarkConfig.for_ruleset(
         Ruleset.DEFAULT_POINT, studies=seeds, seed=seed, held_out=False
     )
+    store.check_writable()
     campaigns = []
     for reference in loader.builtin_names():
         loaded = describing.describe(reference)

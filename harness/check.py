@@ -25,6 +25,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -490,10 +491,12 @@ def check_in_sandbox(
 
     Raises `loader.SubmissionNotFound` when ``reference`` names nothing at all.
     """
+    # The sandbox has a working directory of its own: a relative path is this one's.
+    where = str(Path(reference).resolve()) if loader.is_path(reference) else reference
     try:
         (frame,) = sandbox.call(
             _checked_frames,
-            (reference, data_dir),
+            (where, data_dir),
             limit_sec=limit_sec,
             what=f"checking {reference}",
         )

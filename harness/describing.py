@@ -9,6 +9,9 @@ that asked for it fails with one line.
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 from optarena.harness import sandbox
 from optarena.submissions import loader
 from optarena.submissions.loader import SubmissionInfo
@@ -31,9 +34,11 @@ def describe(reference: str, *, limit_sec: float = DESCRIBE_LIMIT_SEC) -> Submis
     Raises `loader.SubmissionError` (one line) when it cannot be loaded, or when loading it
     fails in any way: an exception, an exit, a crash, a hang past ``limit_sec``.
     """
+    # The sandbox has a working directory of its own: a relative path is this one's.
+    where = str(Path(reference).resolve()) if loader.is_path(reference) else reference
     try:
         (frame,) = sandbox.call(
-            _described, (reference,), limit_sec=limit_sec, what=f"loading {reference}"
+            _described, (where,), limit_sec=limit_sec, what=f"loading {reference}"
         )
     except sandbox.Refused as error:
         raise loader.SubmissionError(str(error)) from None
@@ -41,4 +46,5 @@ def describe(reference: str, *, limit_sec: float = DESCRIBE_LIMIT_SEC) -> Submis
         raise loader.SubmissionError(f"loading submission {reference!r} failed: {error}") from None
     except ValueError as error:  # more than one frame
         raise loader.SubmissionError(f"loading {reference!r} gave a malformed answer") from error
-    return SubmissionInfo.from_json(frame)
+    info = SubmissionInfo.from_json(frame)
+    return dataclasses.replace(info, origin=reference) if where != reference else info

@@ -128,6 +128,7 @@ def plan(config: NightlyConfig, data_dir: str) -> NightPlan:
         raise OutputError(f"output_dir {output_dir} exists and is not a directory")
     started_at = dt.datetime.now(dt.UTC)
     store = Store(config.store)
+    store.check_writable()
     references = list(config.submissions) or registered_submissions()
     if not references:
         raise UserError("no submission is registered and the config names none")

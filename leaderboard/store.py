@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy import create_engine, delete, func, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -222,6 +222,17 @@ class Store:
         except SQLAlchemyError as error:
             raise StoreError(
                 f"cannot write trial to {self.url}: {error}".splitlines()[0]
+            ) from error
+
+    def check_writable(self) -> None:
+        """Open the store (creating its schema) and write to it, changing nothing, so that a
+        store that cannot be written fails now, before any trial runs, not after one ends."""
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(delete(EvalPointRow).where(EvalPointRow.id < 0))
+        except SQLAlchemyError as error:
+            raise StoreError(
+                f"cannot write to store {self.url!r}: {error}".splitlines()[0]
             ) from error
 
     def last_trial_id(self) -> int:

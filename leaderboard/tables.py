@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 MARK_TEXT = {
-    "missing": "[dim]no data",
-    "missed": "[red]missed",
-    "over_4x": "[yellow]>4x",
-    "variant_missed": "[yellow]variant",
+    "missing": Text("no data", style="dim"),
+    "missed": Text("missed", style="red"),
+    "over_4x": Text(">4x", style="yellow"),
+    "variant_missed": Text("variant", style="yellow"),
 }
 MARK_LEGEND = (
     "normalized time = median time to target / fastest submission's; missed: target not "
@@ -61,9 +61,7 @@ def scores_table(scores: pd.DataFrame, workloads: pd.DataFrame, ruleset: str) ->
     rows = scores[scores["ruleset"] == ruleset].sort_values(["rank", "submission"])
     per_workload = workloads[workloads["ruleset"] == ruleset]
     names = sorted(per_workload["workload"].unique())
-    table = Table(
-        title=f"{escape(ruleset_label(ruleset))}: scores (1.0 = fastest on every workload)"
-    )
+    table = Table(title=f"{ruleset_label(ruleset)}: scores (1.0 = fastest on every workload)")
     table.add_column("rank", justify="right")
     table.add_column("submission")
     table.add_column("score", justify="right")
@@ -71,7 +69,7 @@ def scores_table(scores: pd.DataFrame, workloads: pd.DataFrame, ruleset: str) ->
     for column in extras:
         table.add_column(column.replace("_", " "), justify="right")
     for name in names:
-        table.add_column(escape(name), justify="right")
+        table.add_column(name, justify="right")
     cells = per_workload.set_index(["submission", "workload"])
     for row in rows.to_dict(orient="records"):
         rendered = []
@@ -84,7 +82,7 @@ def scores_table(scores: pd.DataFrame, workloads: pd.DataFrame, ruleset: str) ->
             rendered.append(f"{ratio:.2f}" if mark == "counted" else MARK_TEXT[mark])
         table.add_row(
             str(int(row["rank"])),
-            escape(row["submission"]),
+            row["submission"],
             format_score(
                 row["score"], row.get("score_low", math.nan), row.get("score_high", math.nan)
             ),
@@ -92,9 +90,7 @@ def scores_table(scores: pd.DataFrame, workloads: pd.DataFrame, ruleset: str) ->
             *rendered,
         )
     note = RULESET_NOTES.get(ruleset)
-    table.caption = MARK_LEGEND + (
-        f"\n{escape(ruleset_label(ruleset))}: {escape(note)}" if note else ""
-    )
+    table.caption = MARK_LEGEND + (f"\n{ruleset_label(ruleset)}: {note}" if note else "")
     return table
 
 
@@ -105,15 +101,13 @@ def pairs_table(pairs: pd.DataFrame, ruleset: str, order: list[str]) -> Table | 
         return None
     names = [name for name in order if name in set(pairs["submission"])]
     matrix = pairs.set_index(["submission", "opponent"])["p_outscores"]
-    table = Table(
-        title=f"{escape(ruleset_label(ruleset))}: probability that the row outscores the column"
-    )
+    table = Table(title=f"{ruleset_label(ruleset)}: probability that the row outscores the column")
     table.add_column("")
     for name in names:
-        table.add_column(escape(name), justify="right")
+        table.add_column(name, justify="right")
     for name in names:
         table.add_row(
-            escape(name),
+            name,
             *("-" if name == other else f"{matrix[(name, other)]:.2f}" for other in names),
         )
     return table

@@ -46,15 +46,21 @@ def _parse_study(text: str) -> int | None:
 def validate_times(raw: pd.DataFrame) -> pd.DataFrame:
     """Check a table read as strings and return it typed (times as floats, studies as ints).
 
-    Raises `TimesTableError` naming the first bad line: a missing column, an empty name, a
-    time that is not a positive number or ``inf``, a workload given two different bases, a
-    base that is itself a variant, or a duplicated row.
+    Raises `TimesTableError` naming the first bad line: a missing or unknown column, an empty
+    name, a time that is not a positive number or ``inf``, a workload given two different
+    bases, a base that is itself a variant, or a duplicated row.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
         raise TimesTableError(
             f"missing column(s) {', '.join(missing)}; expected {', '.join(REQUIRED_COLUMNS)}"
             f" (and optionally {STUDY}), got {', '.join(map(str, raw.columns))}"
+        )
+    unknown = [c for c in raw.columns if c not in (*REQUIRED_COLUMNS, STUDY)]
+    if unknown:
+        raise TimesTableError(
+            f"unknown column(s) {', '.join(map(str, unknown))}; expected exactly "
+            f"{', '.join(REQUIRED_COLUMNS)} (and optionally {STUDY})"
         )
     if raw.empty:
         raise TimesTableError("the table has no rows")

@@ -66,8 +66,12 @@ class SubmissionInfo:
     @classmethod
     def from_json(cls, text: str | bytes) -> SubmissionInfo:
         """The info `to_json` wrote; `SubmissionError` for anything else."""
+
+        def not_a_number(token: str) -> None:
+            raise ValueError(f"{token} is not a finite number")
+
         try:
-            return cls._checked(json.loads(text))
+            return cls._checked(json.loads(text, parse_constant=not_a_number))
         except (ValueError, TypeError) as error:
             raise SubmissionError(f"malformed submission description: {error}") from error
 

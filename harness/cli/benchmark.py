@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
+from optarena.harness import benchmark
 from optarena.harness.cli import common, progress
 
 if TYPE_CHECKING:
@@ -141,10 +142,14 @@ def register(commands) -> None:
         action="store_false",
         help="skip the held-out variants (a development run; not comparable to a full one)",
     )
-    sub.add_argument("--studies", type=common.positive_int, help="studies per workload (default 3)")
+    sub.add_argument(
+        "--studies",
+        type=common.count(benchmark.MAX_STUDIES),
+        help="studies per workload (default 3)",
+    )
     sub.add_argument(
         "--trials",
-        type=common.positive_int,
+        type=common.count(benchmark.MAX_TRIALS),
         help="trials per study (default: 5 under external tuning, 1 under self-tuning)",
     )
     sub.add_argument(

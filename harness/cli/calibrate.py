@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from optarena.errors import UserError
@@ -78,7 +77,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     spec = workload.spec
     if not spec.offline:
         raise UserError(f"{spec.name} needs downloaded data; calibrate it where the data is")
-    log = Console(stderr=True)
+    log = common.console(stderr=True)
     out = common.console()
     data_dir = common.data_dir(args)
     if args.verify:
@@ -152,7 +151,7 @@ def register(commands) -> None:
     sub.add_argument("--tuning-seed", type=int, default=0, help="seed of the tuning runs (0)")
     sub.add_argument(
         "--finalists",
-        type=common.positive_int,
+        type=common.count(100),
         default=3,
         help="best tuning points rerun on every seed (default 3)",
     )

@@ -8,11 +8,12 @@ import datetime as dt
 import json
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.text import Text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,9 +38,20 @@ class Exit(IntEnum):
 
 
 def console(*, stderr: bool = False) -> Console:
-    """A rich console; wide when not a terminal so that logs keep whole table rows."""
+    """A rich console; wide when not a terminal so that logs keep whole table rows.
+
+    Markup is off: the strings it prints come from stores, files and submissions (a
+    submission named ``x[/]`` would otherwise break the table it is in), so styled text is
+    built with `styled`, never by writing markup into a string."""
     stream = sys.stderr if stderr else sys.stdout
-    return Console(highlight=False, stderr=stderr, width=None if stream.isatty() else 140)
+    return Console(
+        highlight=False, markup=False, stderr=stderr, width=None if stream.isatty() else 140
+    )
+
+
+def styled(text: str, style: str) -> Text:
+    """``text`` (any string, printed as it is) in ``style``."""
+    return Text(str(text), style=style)
 
 
 def say(out: Console, text: str) -> None:
@@ -102,14 +114,31 @@ def positive_float(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
+MAX_COUNT = 10**9
+"""The largest count any option takes: a typo of a few digits is refused, not planned."""
+
+
+def positive_int(text: str, *, limit: int = MAX_COUNT) -> int:
+    """A positive integer of at most ``limit``."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    if value > limit:
+        raise argparse.ArgumentTypeError(f"must be at most {limit}, got {text!r}")
     return value
+
+
+def count(limit: int) -> Callable[[str], int]:
+    """An argparse type: a positive integer of at most ``limit`` (studies, trials, seeds)."""
+
+    def parse(text: str) -> int:
+        return positive_int(text, limit=limit)
+
+    parse.__name__ = "count"
+    return parse
 
 
 def fraction(text: str) -> float:

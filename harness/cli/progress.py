@@ -32,10 +32,10 @@ def trial_bar(
     yields the ``on_eval`` callback that moves it."""
     spec, budget = trial.spec, trial.config.budget_sec
     with Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         TextColumn("{task.completed:.1f}/{task.total:.0f} timed s"),
-        TextColumn("{task.fields[status]}"),
+        TextColumn("{task.fields[status]}", markup=False),
         TimeElapsedColumn(),
         console=out,
         disable=not (enabled and out.is_terminal),
@@ -103,6 +103,7 @@ class CampaignProgress:
             TimeElapsedColumn(),
             TextColumn(
                 "{task.description}",
+                markup=False,
                 table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis"),
             ),
             console=out,

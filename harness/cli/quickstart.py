@@ -115,7 +115,7 @@ def register(commands) -> None:
     sub.set_defaults(handler=cmd_quickstart)
     sub.add_argument("--seed", type=int, default=0, help="first trial seed (default 0)")
     sub.add_argument(
-        "--seeds", type=common.positive_int, default=3, help="seeds per pair (default 3)"
+        "--seeds", type=common.count(100), default=3, help="seeds per pair (default 3)"
     )
     sub.add_argument("--suite", default="quick", help="workload suite (default: quick)")
     common.add_executor(sub)

@@ -36,7 +36,7 @@ def scores_table(comparison: pd.DataFrame, title: str) -> Table:
             f"{row.recorded:.6f}",
             f"{row.recomputed:.6f}",
             f"{row.difference:+.2e}" if math.isfinite(row.difference) else "-",
-            "yes" if row.match else "[red]NO",
+            "yes" if row.match else common.styled("NO", "red"),
         )
     return table
 
@@ -71,10 +71,10 @@ def trials_table(checks: Sequence[TrialCheck]) -> Table:
             "same" if before == after else f"{before} -> {after}",
             f"{check.evaluations} identical"
             if check.first_difference is None
-            else f"[red]{check.first_difference}",
+            else common.styled(check.first_difference, "red"),
             "-" if math.isnan(check.time_ratio) else f"{check.time_ratio:.3f}",
             "-" if math.isnan(check.timed_ratio) else f"{check.timed_ratio:.3f}",
-            "yes" if check.matches else "[red]NO",
+            "yes" if check.matches else common.styled("NO", "red"),
         )
     return table
 

@@ -14,8 +14,12 @@ def parse_hparams(text: str | None) -> dict[str, Any] | None:
     """``--hparams``: a JSON object, or nothing."""
     if text is None:
         return None
+
+    def not_a_number(token: str) -> None:
+        raise UserError(f"--hparams: {token} is not a finite number")
+
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=not_a_number)
     except json.JSONDecodeError as error:
         raise UserError(f"--hparams is not valid JSON: {error}") from error
     if not isinstance(value, dict):
@@ -37,6 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
     )
     store = Store(args.db)
+    store.check_writable()
     log = common.console(stderr=True)
     with progress.trial_bar(log, prepared.trial, enabled=not args.json) as on_eval:
         done = single.run(prepared, common.data_dir(args), on_eval=on_eval)

@@ -65,7 +65,7 @@ def register(commands) -> None:
     )
     sub.add_argument(
         "--replicates",
-        type=common.positive_int,
+        type=common.count(1_000_000),
         default=1000,
         help="bootstrap replicates for intervals and win probabilities (default 1000)",
     )

@@ -10,7 +10,6 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
-from rich.markup import escape
 from rich.table import Table
 
 from optarena.harness.cli import common
@@ -60,16 +59,16 @@ def cmd_submissions(args: argparse.Namespace) -> int:
         table.add_column(column)
     for row in rows:
         if "error" in row:
-            failure = f"[red]failed to load: {escape(row['error'])}"
-            table.add_row(escape(row["name"]), row["origin"], "-", "-", failure)
+            failure = common.styled(f"failed to load: {row['error']}", "red")
+            table.add_row(row["name"], row["origin"], "-", "-", failure)
             continue
         rulesets = [("external", row["external_tuning"]), ("self-tuning", row["self_tuning"])]
         table.add_row(
-            escape(row["name"]),
-            escape(row["origin"]),
+            row["name"],
+            row["origin"],
             row["source_sha256"][:12],
             ", ".join(name for name, allowed in rulesets if allowed) or "-",
-            escape(_space(row["search_space"])),
+            _space(row["search_space"]),
         )
     common.console().print(table)
     return common.Exit.OK

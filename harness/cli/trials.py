@@ -41,7 +41,7 @@ def trials_table(frame: pd.DataFrame, title: str) -> Table:
             row.submission,
             row.workload,
             str(row.seed),
-            row.status if row.status == "reached" else f"[yellow]{row.status}",
+            row.status if row.status == "reached" else common.styled(row.status, "yellow"),
             common.format_time(row.time_to_target_sec),
             common.format_steps(steps),
             f"{row.timed_sec:.2f}",

@@ -45,7 +45,7 @@ def cmd_workloads(args: argparse.Namespace) -> int:
             f"{spec.budget_sec:g}",
             str(spec.step_hint),
             str(spec.batch_size),
-            "yes" if spec.calibrated else "[yellow]no",
+            "yes" if spec.calibrated else common.styled("no", "yellow"),
         )
     common.console().print(table)
     return common.Exit.OK
