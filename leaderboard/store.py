@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import math
 import os
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,13 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import create_engine, delete, func, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateColumn
 
@@ -129,6 +136,25 @@ def check_url(url: str | None = None) -> str:
     return url
 
 
+SCHEMA_ATTEMPTS = 5
+
+
+def _create_schema(engine: Engine) -> None:
+    """Create the missing tables and columns, safe when several processes open the same
+    fresh store at once: each step checks what exists first, so the one that loses a race
+    (a table or column that appeared between its check and its create) tries again and finds
+    it there."""
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            Base.metadata.create_all(engine)
+            _add_missing_columns(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError):
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 def _add_missing_columns(engine: Engine) -> None:
     """Add the schema's nullable columns that a store written by an older optarena lacks."""
     inspector = inspect(engine)
@@ -178,8 +204,7 @@ class Store:
                 if file is not None:
                     file.parent.mkdir(parents=True, exist_ok=True)
                 engine = create_engine(make_url(self.url))
-                Base.metadata.create_all(engine)
-                _add_missing_columns(engine)
+                _create_schema(engine)
             except (ArgumentError, SQLAlchemyError, ImportError, OSError) as error:
                 raise StoreError(
                     f"cannot open store {self.url!r}: {error}".splitlines()[0]
@@ -197,36 +222,52 @@ class Store:
         in one transaction; returns the trial id.
 
         When a benchmark trial with the same identity is already stored (another process
-        stored it first), nothing is written and the stored trial's id is returned.
+        stored it first), nothing is written and the stored trial's id is returned. When
+        another process created the same submission or workload row at the same moment, the
+        transaction is tried again, and then finds that row.
         """
         trial = finished.trial
-        try:
-            with Session(self.engine) as session, session.begin():
-                row = self._trial_row(session, finished)
-                session.add(row)
-                if trial.place is not None:
-                    session.add(
-                        BenchmarkTrialRow(
-                            trial_row=row,
-                            benchmark_seed=trial.place.benchmark_seed,
-                            **dict(zip(IDENTITY_FIELDS, trial.identity, strict=True)),
-                        )
+        for attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                return self._add_once(finished)
+            except IntegrityError:
+                existing = self.stored_id(trial) if trial.place is not None else None
+                if existing is not None:
+                    return existing
+                if attempt == SCHEMA_ATTEMPTS - 1:
+                    raise StoreError(f"cannot write trial to {self.url}: integrity error") from None
+            except SQLAlchemyError as error:
+                raise StoreError(
+                    f"cannot write trial to {self.url}: {error}".splitlines()[0]
+                ) from error
+        raise AssertionError("unreachable")
+
+    def _add_once(self, finished: FinishedTrial) -> int:
+        trial = finished.trial
+        with Session(self.engine) as session, session.begin():
+            row = self._trial_row(session, finished)
+            session.add(row)
+            if trial.place is not None:
+                session.add(
+                    BenchmarkTrialRow(
+                        trial_row=row,
+                        benchmark_seed=trial.place.benchmark_seed,
+                        **dict(zip(IDENTITY_FIELDS, trial.identity, strict=True)),
                     )
-                session.flush()
-                return row.id
-        except IntegrityError:
-            existing = self.stored_id(trial) if trial.place is not None else None
-            if existing is None:
-                raise StoreError(f"cannot write trial to {self.url}: integrity error") from None
-            return existing
-        except SQLAlchemyError as error:
-            raise StoreError(
-                f"cannot write trial to {self.url}: {error}".splitlines()[0]
-            ) from error
+                )
+            session.flush()
+            return row.id
 
     def check_writable(self) -> None:
         """Open the store (creating its schema) and write to it, changing nothing, so that a
-        store that cannot be written fails now, before any trial runs, not after one ends."""
+        store that cannot be written fails now, before any trial runs, not after one ends.
+        A SQLite file that does not exist yet is not created: its folder must be writable."""
+        file = self._sqlite_file()
+        if file is not None and not file.exists():
+            folder = next((p for p in file.resolve().parents if p.exists()), Path("/"))
+            if not os.access(folder, os.W_OK):
+                raise StoreError(f"cannot write to store {self.url!r}: {folder} is read-only")
+            return
         try:
             with self.engine.begin() as connection:
                 connection.execute(delete(EvalPointRow).where(EvalPointRow.id < 0))

@@ -186,7 +186,7 @@ def _install_with_helper(root: Path, site: Path, package: str, name: str, rate: 
     )
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--upgrade", "--target", str(site), str(wheel)],
+         "--upgrade", "--force-reinstall", "--target", str(site), str(wheel)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     importlib.invalidate_caches()
