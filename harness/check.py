@@ -85,20 +85,19 @@ def _info(workload_name: str, submission: Submission) -> WorkloadInfo:
 
 
 def _build(submission: Submission, hparams: Hparams | None, info: WorkloadInfo, where: str):
-    """The submission's optimizer, with the harness's extra-args support, or a failure."""
+    """The submission's optimizer, built as a trial builds it (`tracing.make_optimizer`), or a
+    failure saying what to fix."""
     try:
-        tx = submission.make_optimizer(hparams, info)
-    except Exception as error:
+        return tracing.make_optimizer(submission, hparams, info)
+    except tracing.SubmissionFailure as failure:
+        if failure.__cause__ is not None:
+            raise _Failed(
+                f"make_optimizer({_show(hparams)}, info) raised {one_line(failure.__cause__)} "
+                f"{where}; make the factory accept this point"
+            ) from failure
         raise _Failed(
-            f"make_optimizer({_show(hparams)}, info) raised {one_line(error)} {where}; "
-            "make the factory accept this point"
-        ) from error
-    if not isinstance(tx, optax.GradientTransformation):
-        raise _Failed(
-            f"make_optimizer returned a {type(tx).__name__} {where}, not an "
-            "optax.GradientTransformation; return optax.chain(...) or another optax transformation"
-        )
-    return optax.with_extra_args_support(tx)
+            f"{failure} {where}; return optax.chain(...) or another optax transformation"
+        ) from failure
 
 
 def _show(hparams: Hparams | None) -> str:
