@@ -187,7 +187,11 @@ class Store:
         parsed = make_url(self.url)
         if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
             return None
-        return Path(parsed.database).expanduser()
+        database = parsed.database
+        if parsed.query.get("uri") == "true" and database.startswith("file:"):
+            # SQLite's URI form, file:PATH (its own query, mode=ro say, already split off).
+            database = database.removeprefix("file:")
+        return Path(database).expanduser()
 
     def exists(self) -> bool:
         """Whether there is a database to read (a SQLite file that exists, or any server)."""
