@@ -9,6 +9,7 @@ import hashlib
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -210,6 +211,9 @@ def test_editing_a_plugin_helper_or_its_version_makes_a_new_submission(
     ]  # fmt: skip
     hashes = []
     for rate, version in ((1e-3, "0.1.0"), (0.5, "0.1.0"), (0.5, "0.2.0")):
+        # `pip install --target` leaves an older version's metadata beside the new one, and
+        # which of the two entry points wins depends on the directory order: start afresh.
+        shutil.rmtree(site, ignore_errors=True)
         (tmp_path / version).mkdir(exist_ok=True)
         _install_with_helper(tmp_path / version, site, package, name, rate, version)
         hashes.append(describing.describe(name).source_sha256)
