@@ -279,3 +279,87 @@ def test_a_clashing_or_misnamed_plugin_fails_alone(tmp_path, monkeypatch, capsys
     assert "must be the same" in capsys.readouterr().err
     assert cli.main(["check", twin, "--data-dir", data_dir]) == 1
     assert f"second_{unique}" in capsys.readouterr().err
+
+
+EXAMPLE = REPO / "submissions" / "plugin_example"
+"""The plugin package the README's guide copies: a real project, built by pip."""
+
+
+def _install_example(copy: Path, site: Path) -> None:
+    """``pip install --target site copy``, offline as far as the plugin goes (``--no-deps``).
+
+    The build is isolated, as `pip install ./my-plugin` builds: with ``--no-build-isolation``
+    it would need ``wheel`` (or setuptools 70.1 or later) in this environment, which optarena
+    does not depend on, so pip fetches the example's build requirement from its index.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
+         str(copy)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    importlib.invalidate_caches()
+
+
+def test_the_example_plugin_is_built_installed_checked_benchmarked_and_scored(
+    tmp_path, monkeypatch, capsys, data_dir
+):
+    from optarena.leaderboard.store import Store
+
+    name, package = "example_adamw", "optarena_example_plugin"
+    copy, site = tmp_path / "my-plugin", tmp_path / "site"
+    # What a user copies: the example's files, not what an earlier build left beside them.
+    shutil.copytree(
+        EXAMPLE, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    )
+    _install_example(copy, site)
+    assert (site / package / "schedules.py").is_file()
+
+    def forget_the_installed_example():
+        # `pip install --target` would keep the old version's metadata beside the new one.
+        shutil.rmtree(site)
+        for module in [m for m in sys.modules if m.split(".")[0] == package]:
+            del sys.modules[module]
+
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    try:
+        assert cli.main(["submissions", "--json"]) == 0
+        rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+        assert rows[name]["origin"] == f"entry_point:{package}.submission", rows[name]
+
+        assert cli.main(["check", name, "--data-dir", data_dir]) == 0, capsys.readouterr()
+        assert f"{name}: all" in capsys.readouterr().out
+
+        db = f"sqlite:///{tmp_path / 'board.db'}"
+        benchmark = ["benchmark", "--submission", name, "--ruleset", "external"]
+        small = ["--suite", "quick", "--workloads", "digits_mlp", "--no-held-out"]
+        small += ["--studies", "1", "--trials", "1", "--max-steps", "20"]
+        run = [*benchmark, *small, "--db", db, "--data-dir", data_dir]
+        assert cli.main(run) == 0, capsys.readouterr().err
+        assert "1 to run" in capsys.readouterr().err
+        assert cli.main(run) == 0, capsys.readouterr().err
+        assert "0 to run" in capsys.readouterr().err, "the same code's trial is stored already"
+
+        # As the guide says: an edit to the helper, or a new version, is a new submission.
+        schedules = copy / "src" / package / "schedules.py"
+        schedules.write_text(schedules.read_text() + "\n# tuned the floor\n")
+        pyproject = copy / "pyproject.toml"
+        for step in ("helper", "version"):
+            if step == "version":
+                text = pyproject.read_text()
+                pyproject.write_text(text.replace('version = "0.1.0"', 'version = "0.2.0"'))
+            forget_the_installed_example()
+            _install_example(copy, site)
+            assert cli.main(run) == 0, capsys.readouterr().err
+            assert "1 to run" in capsys.readouterr().err, step
+        trials = Store(db).trials()
+        assert list(trials["submission"]) == [name] * 3
+        assert trials["source_sha256"].nunique() == 3
+
+        assert cli.main(["score", "--db", db, "--replicates", "10"]) == 0
+        assert name in capsys.readouterr().out
+        assert cli.main(["leaderboard", "--db", db]) == 0
+        assert name in capsys.readouterr().out
+    finally:
+        forget_the_installed_example()
