@@ -7,12 +7,18 @@ every trial already stored for the same sources and specs; score tonight's trial
 dated snapshot; compare it with the previous night of the same settings; write the Markdown
 report and the HTML leaderboard into a dated folder of the output directory (and into
 ``latest/``); record the night in the store.
+
+A night killed at any point leaves nothing half-done: its timing trials, snapshot and record
+are committed together or not at all, its report is renamed into place only once they are,
+and the next night finishes or removes whatever the killed one left in the output directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,6 +44,8 @@ TIMING_BUDGET_FACTOR = 10.0
 """The reference's timing trials get this factor on the workload's budget, so that the step
 cap (or the target) and never the clock ends them: each night times the same steps."""
 TIMING_COLUMNS = ["night", "workload", "seed", "timed_sec", "num_steps", "steps_to_target"]
+PARTIAL = ".partial"
+"""The suffix of a folder being written in the output directory (a hidden ``.NAME.partial``)."""
 
 
 class OutputError(UserError, OSError):
@@ -186,15 +194,21 @@ def _speed_factors(store: Store, timing_now: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([rows[["night_id", "base_workload", "factor"]], current], ignore_index=True)
 
 
-def _timing_now(store: Store, trial_ids: Sequence[int]) -> pd.DataFrame:
+def _timing_now(timing: Sequence[FinishedTrial]) -> pd.DataFrame:
     """Tonight's re-timed reference trials (night ``"now"``), as `machine_drift` takes them."""
-    trials = store.trials()
-    frame = trials[trials["id"].isin(list(trial_ids))].rename(columns={"id": "trial_id"})
-    return frame.assign(
-        seed=frame["seed"].astype(int),
-        steps_to_target=frame["steps_to_target"].astype(float),
-        night="now",
-    )
+    rows = [
+        (
+            "now",
+            done.trial.workload,
+            done.trial.config.seed,
+            done.result.timed_sec,
+            done.result.num_steps,
+            math.nan if done.result.steps_to_target is None else done.result.steps_to_target,
+        )
+        for done in timing
+    ]
+    frame = pd.DataFrame(rows, columns=TIMING_COLUMNS)
+    return frame.astype({"seed": "int64", "num_steps": "int64", "steps_to_target": float})
 
 
 def _drift(store: Store, timing_now: pd.DataFrame, previous) -> pd.DataFrame:
@@ -206,16 +220,71 @@ def _drift(store: Store, timing_now: pd.DataFrame, previous) -> pd.DataFrame:
     return night_comparison.machine_drift(pd.concat(frames, ignore_index=True))
 
 
-def _write_outputs(directory: Path, latest: Path, report: str, snapshot, curves) -> None:
+def _partial(path: Path) -> Path:
+    """Where ``path`` is written before it takes its name: a hidden sibling."""
+    return path.with_name(f".{path.name}{PARTIAL}")
+
+
+def _write_report(directory: Path, report: str, snapshot, curves) -> None:
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
         (directory / "report.md").write_text(report, encoding="utf-8")
         html_page.write(directory, snapshot, curves)
-        latest.mkdir(parents=True, exist_ok=True)
-        for name in ("report.md", "index.html"):
-            shutil.copyfile(directory / name, latest / name)
     except OSError as error:
         raise OutputError(f"cannot write the night's report into {directory}: {error}") from error
+
+
+def _replace_latest(source: Path, latest: Path) -> None:
+    """Make ``latest`` a copy of ``source`` by renames, so that it is never half-written."""
+    staged, old = _partial(latest), _partial(latest.with_name(f"{latest.name}-old"))
+    for leftover in (staged, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    shutil.copytree(source, staged)
+    if latest.exists():
+        os.replace(latest, old)
+    os.replace(staged, latest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _publish(night_dir: Path, latest: Path) -> None:
+    """Give the recorded night's report its final name and make it ``latest``."""
+    try:
+        os.replace(_partial(night_dir), night_dir)
+        _replace_latest(night_dir, latest)
+    except OSError as error:
+        raise OutputError(f"cannot publish the night's report {night_dir}: {error}") from error
+
+
+def recover_outputs(store: Store, output_dir: Path) -> None:
+    """Finish or remove what a killed night left in ``output_dir``.
+
+    A partial report of a recorded night (killed between its record and its rename) takes its
+    final name and becomes ``latest``; every other partial folder is removed; a missing
+    ``latest`` is the newest recorded report of the folder again.
+    """
+    if not output_dir.is_dir():
+        return
+    recorded = [Path(d).resolve() for d in nightly_store.report_dirs(store)]
+    latest = output_dir / "latest"
+    try:
+        finished = False
+        for partial in sorted(output_dir.glob(f".*{PARTIAL}")):
+            final = partial.with_name(partial.name[1 : -len(PARTIAL)])
+            if partial.is_dir() and final.resolve() in recorded and not final.exists():
+                os.replace(partial, final)
+                finished = True
+            elif partial.is_dir():
+                shutil.rmtree(partial)
+            else:
+                partial.unlink()
+        if finished or not latest.exists():
+            here = output_dir.resolve()
+            newest = next((d for d in reversed(recorded) if d.parent == here and d.is_dir()), None)
+            if newest is not None:
+                _replace_latest(newest, latest)
+    except OSError as error:
+        raise OutputError(f"cannot clean up {output_dir}: {error}") from error
 
 
 def run(
@@ -226,11 +295,18 @@ def run(
     on_start: campaign.OnStart | None = None,
     on_finished: campaign.OnFinished | None = None,
 ) -> Night:
-    """Run the planned night: timing check, campaigns, snapshot, comparison, report, record."""
+    """Run the planned night: timing check, campaigns, snapshot, comparison, report, record.
+
+    Benchmark trials are stored as they finish (a rerun reuses them); the timing trials, the
+    snapshot and the night's record are stored in one transaction at the end, with the report
+    written beside its final name first and renamed once that transaction is committed.
+    """
     config, store = night.config, night.store
+    output_dir = Path(config.output_dir)
+    recover_outputs(store, output_dir)
     timing = []
     for done in executor.run(night.timing):
-        timing.append((store.add(done), done.trial.workload, done.trial.config.seed))
+        timing.append(done)
         if on_timing is not None:
             on_timing(done)
     ids, ran = set(), []
@@ -244,7 +320,7 @@ def run(
     previous = nightly_store.previous_run(store, config.comparison_key())
     trials = store.benchmark_trials()
     trials = trials[trials["trial_id"].isin(list(ids))].reset_index(drop=True)
-    timing_now = _timing_now(store, [trial_id for trial_id, _, _ in timing])
+    timing_now = _timing_now(timing)
     drift = _drift(store, timing_now, previous)
     tolerance = night_comparison.tolerance(drift, config.timing_tolerance)
     if config.normalize_timing:
@@ -256,46 +332,54 @@ def run(
         replicates=config.replicates, seed=config.bootstrap_seed, level=config.level
     )
     report = score_trials(trials, settings)
-    snapshot_id = save_snapshot(store, trials, report, settings, version=provenance.version())
-    snapshot = load_snapshot(store, snapshot_id)
     before = load_snapshot(store, previous.snapshot_id) if previous is not None else None
-    empty = snapshot.scores.iloc[0:0], snapshot.trials.iloc[0:0]
-    scores_before, trials_before = (before.scores, before.trials) if before else empty
-    comparison = night_comparison.compare(
-        scores_before, trials_before, snapshot.scores, snapshot.trials, tolerance=tolerance
-    )
-    output_dir = Path(config.output_dir)
-    night_dir = output_dir / f"{night.started_at:%Y-%m-%d}-snapshot{snapshot_id}"
-    info = nightly_report.NightInfo(
-        date=f"{night.started_at:%Y-%m-%d %H:%M} UTC",
-        snapshot_id=snapshot_id,
-        previous_snapshot_id=previous.snapshot_id if previous else None,
-        previous_date=f"{previous.started_at:%Y-%m-%d %H:%M} UTC" if previous else None,
-        suite=config.suite,
-        rulesets=config.rulesets,
-        submissions=sorted({c.submission.name for c in night.campaigns}),
-        trials_run=len(ran),
-        trials_reused=len(ids) - len(ran),
-        reference=night.reference.name,
-        normalized=config.normalize_timing,
-        skipped=list(night.skipped),
-    )
-    text = nightly_report.render(info, comparison, drift)
-    curves = eval_curves(store, snapshot.trials["trial_id"])
-    _write_outputs(night_dir, output_dir / "latest", text, snapshot, curves)
-    nightly_store.record_run(
-        store,
-        started_at=night.started_at,
-        comparison_key=config.comparison_key(),
-        settings=config.to_dict(),
-        snapshot_id=snapshot_id,
-        previous_run_id=previous.id if previous else None,
-        tolerance=tolerance,
-        regressions=len(comparison.regressed),
-        report_dir=str(night_dir),
-        timing=timing,
-        run_trial_ids=ran,
-    )
+    curves = eval_curves(store, trials["trial_id"])
+    with store.transaction() as session:
+        timing_ids = [store.add(done, session=session) for done in timing]
+        snapshot_id = save_snapshot(
+            store, trials, report, settings, version=provenance.version(), session=session
+        )
+        snapshot = load_snapshot(store, snapshot_id, session=session)
+        empty = snapshot.scores.iloc[0:0], snapshot.trials.iloc[0:0]
+        scores_before, trials_before = (before.scores, before.trials) if before else empty
+        comparison = night_comparison.compare(
+            scores_before, trials_before, snapshot.scores, snapshot.trials, tolerance=tolerance
+        )
+        night_dir = output_dir / f"{night.started_at:%Y-%m-%d}-snapshot{snapshot_id}"
+        info = nightly_report.NightInfo(
+            date=f"{night.started_at:%Y-%m-%d %H:%M} UTC",
+            snapshot_id=snapshot_id,
+            previous_snapshot_id=previous.snapshot_id if previous else None,
+            previous_date=f"{previous.started_at:%Y-%m-%d %H:%M} UTC" if previous else None,
+            suite=config.suite,
+            rulesets=config.rulesets,
+            submissions=sorted({c.submission.name for c in night.campaigns}),
+            trials_run=len(ran),
+            trials_reused=len(ids) - len(ran),
+            reference=night.reference.name,
+            normalized=config.normalize_timing,
+            skipped=list(night.skipped),
+        )
+        text = nightly_report.render(info, comparison, drift)
+        _write_report(_partial(night_dir), text, snapshot, curves)
+        nightly_store.record_run(
+            store,
+            started_at=night.started_at,
+            comparison_key=config.comparison_key(),
+            settings=config.to_dict(),
+            snapshot_id=snapshot_id,
+            previous_run_id=previous.id if previous else None,
+            tolerance=tolerance,
+            regressions=len(comparison.regressed),
+            report_dir=str(night_dir),
+            timing=[
+                (trial_id, done.trial.workload, done.trial.config.seed)
+                for trial_id, done in zip(timing_ids, timing, strict=True)
+            ],
+            run_trial_ids=ran,
+            session=session,
+        )
+    _publish(night_dir, output_dir / "latest")
     return Night(
         snapshot_id=snapshot_id,
         report_dir=night_dir,

@@ -54,8 +54,10 @@ def record_run(
     report_dir: str,
     timing: Iterable[tuple[int, str, int]],
     run_trial_ids: Iterable[int],
+    session: Session | None = None,
 ) -> int:
-    """Store one night in one transaction; ``timing`` holds (trial id, workload, seed)."""
+    """Store one night in one transaction (``session``'s, from `Store.transaction`, if given);
+    ``timing`` holds (trial id, workload, seed)."""
     row = NightlyRunRow(
         started_at=started_at,
         finished_at=dt.datetime.now(dt.UTC),
@@ -70,9 +72,13 @@ def record_run(
         trials=[NightlyTrialRow(trial_id=int(t)) for t in run_trial_ids],
     )
     try:
-        with Session(store.engine) as session, session.begin():
+        if session is not None:
             session.add(row)
             session.flush()
+            return row.id
+        with Session(store.engine) as own, own.begin():
+            own.add(row)
+            own.flush()
             return row.id
     except SQLAlchemyError as error:
         raise StoreError(
@@ -100,6 +106,16 @@ def previous_run(store: Store, comparison_key: str) -> NightlyRun | None:
             report_dir=row.report_dir,
             settings=dict(row.settings),
         )
+
+
+def report_dirs(store: Store) -> list[str]:
+    """The report folder of every stored night, oldest night first (none for a store that
+    does not exist yet, which is not created)."""
+    if not store.exists():
+        return []
+    query = select(NightlyRunRow.report_dir).order_by(NightlyRunRow.id)
+    with Session(store.engine) as session:
+        return list(session.scalars(query))
 
 
 def timing_trials(store: Store, run_ids: Iterable[int] | None = None) -> pd.DataFrame:

@@ -99,8 +99,11 @@ def save_snapshot(
     version: str,
     now: dt.datetime | None = None,
     time_basis: TimeBasis | str = TimeBasis.SCORED,
+    session: Session | None = None,
 ) -> int:
-    """Store ``report`` (computed from ``trials``) as a new dated snapshot; returns its id."""
+    """Store ``report`` (computed from ``trials``) as a new dated snapshot; returns its id.
+
+    With ``session`` (from `Store.transaction`), it is written in that transaction."""
     submission_hashes = trials.groupby(["ruleset", "submission"])["submission_sha256"].agg(_joined)
     workload_hashes = trials.groupby(["ruleset", "base_workload"])["workload_sha256"].agg(_joined)
     snapshot = SnapshotRow(
@@ -180,9 +183,13 @@ def save_snapshot(
         ],
     )
     try:
-        with Session(store.engine) as session, session.begin():
+        if session is not None:
             session.add(snapshot)
             session.flush()
+            return snapshot.id
+        with Session(store.engine) as own, own.begin():
+            own.add(snapshot)
+            own.flush()
             return snapshot.id
     except SQLAlchemyError as error:
         raise StoreError(
@@ -230,14 +237,13 @@ class Snapshot:
     trials: pd.DataFrame
 
 
-def _read(store: Store, model, snapshot_id: int, ruleset: str | None) -> pd.DataFrame:
+def _read(session: Session, model, snapshot_id: int, ruleset: str | None) -> pd.DataFrame:
     query = select(model).where(model.snapshot_id == snapshot_id).order_by(model.id)
     if ruleset is not None:
         query = query.where(model.ruleset == ruleset)
     columns = [c for c in model.__table__.columns if c.key not in ("id", "snapshot_id")]
     query = query.with_only_columns(*columns)
-    with store.engine.connect() as connection:
-        return pd.read_sql(query, connection)
+    return pd.read_sql(query, session.connection())
 
 
 def _nulls_as_inf(frame: pd.DataFrame, columns: Iterable[str], keep_nan=None) -> pd.DataFrame:
@@ -251,49 +257,61 @@ def _nulls_as_inf(frame: pd.DataFrame, columns: Iterable[str], keep_nan=None) ->
 
 
 def load_snapshot(
-    store: Store, snapshot_id: int | None = None, *, ruleset: str | None = None
+    store: Store,
+    snapshot_id: int | None = None,
+    *,
+    ruleset: str | None = None,
+    session: Session | None = None,
 ) -> Snapshot:
-    """The snapshot ``snapshot_id`` (default: the latest), optionally one ruleset of it."""
-    with Session(store.engine) as session:
-        if snapshot_id is None:
-            snapshot_id = session.scalar(select(func.max(SnapshotRow.id)))
-        row = session.get(SnapshotRow, snapshot_id) if snapshot_id is not None else None
-        if row is None:
-            raise NoSnapshotError(
-                f"no score snapshot {snapshot_id} in {store.url}"
-                if snapshot_id is not None
-                else f"no score snapshot in {store.url} yet: run `optarena score`"
-            )
-        header = (row.id, row.created_at, row.inputs_sha256, row.interval_level)
-        settings = Settings(
-            replicates=row.bootstrap_replicates, seed=row.bootstrap_seed, level=row.interval_level
+    """The snapshot ``snapshot_id`` (default: the latest), optionally one ruleset of it; with
+    ``session``, read inside that transaction (which sees its own unsaved snapshot)."""
+    if session is None:
+        with Session(store.engine) as own:
+            return _load(store, own, snapshot_id, ruleset)
+    return _load(store, session, snapshot_id, ruleset)
+
+
+def _load(store: Store, session: Session, snapshot_id: int | None, ruleset: str | None) -> Snapshot:
+    if snapshot_id is None:
+        snapshot_id = session.scalar(select(func.max(SnapshotRow.id)))
+    row = None
+    if snapshot_id is not None:
+        row = session.get(SnapshotRow, snapshot_id, populate_existing=True)
+    if row is None:
+        raise NoSnapshotError(
+            f"no score snapshot {snapshot_id} in {store.url}"
+            if snapshot_id is not None
+            else f"no score snapshot in {store.url} yet: run `optarena score`"
         )
-    scores = _read(store, SnapshotScoreRow, snapshot_id, ruleset)
+    settings = Settings(
+        replicates=row.bootstrap_replicates, seed=row.bootstrap_seed, level=row.interval_level
+    )
+    scores = _read(session, SnapshotScoreRow, snapshot_id, ruleset)
     if scores.empty:
         raise NoSnapshotError(f"no ruleset {ruleset!r} in score snapshot {snapshot_id}")
     for column in ("score_low", "score_high", "steps_score", "flops_score"):
         scores[column] = scores[column].astype(float)
-    workloads = _read(store, SnapshotWorkloadRow, snapshot_id, ruleset)
+    workloads = _read(session, SnapshotWorkloadRow, snapshot_id, ruleset)
     missing = workloads["mark"] == Mark.MISSING
     workloads = _nulls_as_inf(workloads, ["time_to_target_sec"], keep_nan=missing)
     workloads = _nulls_as_inf(workloads, ["penalized_time_sec"])
     workloads["ratio"] = workloads["ratio"].astype(float)
     trials = _nulls_as_inf(
-        _read(store, SnapshotTrialRow, snapshot_id, ruleset),
+        _read(session, SnapshotTrialRow, snapshot_id, ruleset),
         ["time_to_target_sec", "steps_to_target"],
     )
     trials["flops_per_step"] = trials["flops_per_step"].astype(float)
-    stability = _read(store, SnapshotStabilityRow, snapshot_id, ruleset)
+    stability = _read(session, SnapshotStabilityRow, snapshot_id, ruleset)
     stability["kendall_tau"] = stability["kendall_tau"].astype(float)
     return Snapshot(
-        id=header[0],
-        created_at=header[1],
-        inputs_sha256=header[2],
-        interval_level=header[3],
+        id=row.id,
+        created_at=row.created_at,
+        inputs_sha256=row.inputs_sha256,
+        interval_level=row.interval_level,
         settings=settings,
         scores=scores,
         workloads=workloads,
-        pairs=_read(store, SnapshotPairRow, snapshot_id, ruleset),
+        pairs=_read(session, SnapshotPairRow, snapshot_id, ruleset),
         stability=stability,
         trials=trials,
     )

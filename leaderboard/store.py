@@ -10,12 +10,13 @@ first use, so a command that fails before its first trial leaves no database fil
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -221,19 +222,38 @@ class Store:
             self._engine.dispose()
             self._engine = None
 
-    def add(self, finished: FinishedTrial) -> int:
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose writes are committed together when the block ends, or not at all
+        when it raises; pass it as ``session=`` to the writers and readers that take one."""
+        try:
+            with Session(self.engine) as session, session.begin():
+                yield session
+        except SQLAlchemyError as error:
+            raise StoreError(f"cannot write to {self.url}: {error}".splitlines()[0]) from error
+
+    def add(self, finished: FinishedTrial, *, session: Session | None = None) -> int:
         """Store one finished trial, its eval points and, for a benchmark trial, its identity,
         in one transaction; returns the trial id.
 
         When a benchmark trial with the same identity is already stored (another process
         stored it first), nothing is written and the stored trial's id is returned. When
         another process created the same submission or workload row at the same moment, the
-        transaction is tried again, and then finds that row.
+        transaction is tried again, and then finds that row. With ``session`` (from
+        `transaction`), the trial is written in that transaction instead, without retry.
         """
         trial = finished.trial
+        if session is not None:
+            try:
+                return self._write(session, finished)
+            except SQLAlchemyError as error:
+                raise StoreError(
+                    f"cannot write trial to {self.url}: {error}".splitlines()[0]
+                ) from error
         for attempt in range(SCHEMA_ATTEMPTS):
             try:
-                return self._add_once(finished)
+                with Session(self.engine) as own, own.begin():
+                    return self._write(own, finished)
             except IntegrityError:
                 existing = self.stored_id(trial) if trial.place is not None else None
                 if existing is not None:
@@ -246,21 +266,20 @@ class Store:
                 ) from error
         raise AssertionError("unreachable")
 
-    def _add_once(self, finished: FinishedTrial) -> int:
+    def _write(self, session: Session, finished: FinishedTrial) -> int:
         trial = finished.trial
-        with Session(self.engine) as session, session.begin():
-            row = self._trial_row(session, finished)
-            session.add(row)
-            if trial.place is not None:
-                session.add(
-                    BenchmarkTrialRow(
-                        trial_row=row,
-                        benchmark_seed=trial.place.benchmark_seed,
-                        **dict(zip(IDENTITY_FIELDS, trial.identity, strict=True)),
-                    )
+        row = self._trial_row(session, finished)
+        session.add(row)
+        if trial.place is not None:
+            session.add(
+                BenchmarkTrialRow(
+                    trial_row=row,
+                    benchmark_seed=trial.place.benchmark_seed,
+                    **dict(zip(IDENTITY_FIELDS, trial.identity, strict=True)),
                 )
-            session.flush()
-            return row.id
+            )
+        session.flush()
+        return row.id
 
     def check_writable(self) -> None:
         """Open the store (creating its schema) and write to it, changing nothing, so that a
