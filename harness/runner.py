@@ -31,6 +31,8 @@ to that factor never cuts a segment short.
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import math
 import statistics
 import time
@@ -56,6 +58,8 @@ COMPILE_LIMIT_SEC = 120.0
 """The longest a train step may take to compile before the trial is a ``timeout``."""
 WALL_ALLOWANCE = 4.0
 """How many times its remaining scored budget a segment may take in wall-clock seconds."""
+MAX_COMPILED = 16
+"""How many compiled programs a measuring process keeps for later trials."""
 
 
 class StepTimer:
@@ -154,11 +158,30 @@ class WorkloadSetup(NamedTuple):
 
 
 class WorkloadCache:
-    """The `WorkloadSetup` of each workload a measuring process has run, kept between trials:
-    the data read once, the evaluation and the model's init compiled once (all untimed)."""
+    """What a measuring process keeps between trials: the `WorkloadSetup` of each workload it
+    has run (the data read once, the evaluation and the model's init compiled once), and the
+    last `MAX_COMPILED` compiled programs, keyed by their lowered text, so that trials whose
+    programs are the same (the default point over seeds, say) compile once (all untimed)."""
 
     def __init__(self) -> None:
         self._setups: dict[tuple, WorkloadSetup] = {}
+        self._compiled: collections.OrderedDict[str, Any] = collections.OrderedDict()
+
+    @property
+    def compiled_programs(self) -> int:
+        """How many compiled programs are kept."""
+        return len(self._compiled)
+
+    def compile(self, lowered: jax.stages.Lowered) -> jax.stages.Compiled:
+        """``lowered``, compiled, or the compiled program of an identical one seen before."""
+        key = hashlib.sha256(lowered.as_text(debug_info=False).encode()).hexdigest()
+        if key in self._compiled:
+            self._compiled.move_to_end(key)
+        else:
+            self._compiled[key] = lowered.compile()
+            if len(self._compiled) > MAX_COMPILED:
+                self._compiled.popitem(last=False)
+        return self._compiled[key]
 
     def get(self, workload: Workload, data_dir: str, mesh: Mesh) -> WorkloadSetup:
         key = (workload.spec.sha256(), data_dir, tuple(d.id for d in mesh.devices.flat))
@@ -235,14 +258,15 @@ def run_program(
         raise SubmissionFailure(
             f"batch size {batch_size} is not divisible by the {mesh.size} device(s)"
         )
-    setup = (cache or WorkloadCache()).get(workload, data_dir, mesh)
+    cache = cache or WorkloadCache()
+    setup = cache.get(workload, data_dir, mesh)
     train_arrays, evaluators = setup.train_arrays, setup.evaluators
     rng = jax.random.PRNGKey(config.seed)
     init_rng, step_rng = jax.random.split(rng)
     params, model_state = setup.init(init_rng)
     tx, eval_params = optimizer_program.load(program, params)
     try:
-        opt_state = jax.jit(tx.init, out_shardings=replicated)(params)
+        opt_state = cache.compile(jax.jit(tx.init, out_shardings=replicated).lower(params))(params)
     except Exception as error:
         raise SubmissionFailure(f"the optimizer's init program failed: {error!r}") from error
     state = TrainState(
@@ -260,24 +284,23 @@ def run_program(
         key: jax.ShapeDtypeStruct((batch_size, *value.shape[1:]), value.dtype)
         for key, value in train_arrays.items()
     }
-    eval_params = jax.jit(eval_params) if eval_params is not None else None
 
     # Compiled, limited, not scored.
     start = clock()
     try:
-        compiled = (
+        compiled = cache.compile(
             jax.jit(
                 make_train_step(workload, tx),
                 in_shardings=(replicated, sharded, replicated),
                 out_shardings=replicated,
                 donate_argnums=0,
-            )
-            .lower(state, batch_shapes, step_rng)
-            .compile()
+            ).lower(state, batch_shapes, step_rng)
         )
+        if eval_params is not None:
+            eval_params = cache.compile(jax.jit(eval_params).lower(opt_state, params))
     except Exception as error:
         raise SubmissionFailure(
-            "compiling the train step with the optimizer's update failed: "
+            "compiling the train step with the optimizer's programs failed: "
             f"{type(error).__name__}: {error}"
         ) from error
     compile_sec = clock() - start

@@ -42,6 +42,10 @@ def _repository_files() -> list[str]:
     return [name for name in listed.split("\0") if name and (REPO / name).is_file()]
 
 
+PLUGIN_EXAMPLE = "submissions/plugin_example/"
+"""A package of its own that users copy, not a part of optarena's wheel."""
+
+
 def _wheel_paths(repo_paths: list[str]) -> set[str]:
     """Where the files of package folders land in the wheel, per pyproject's package-dir."""
     setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
@@ -50,7 +54,7 @@ def _wheel_paths(repo_paths: list[str]) -> set[str]:
         package.replace(".", "/") + path.removeprefix(folder)
         for path in repo_paths
         for package, folder in folders.items()
-        if path.startswith(f"{folder}/")
+        if path.startswith(f"{folder}/") and not path.startswith(PLUGIN_EXAMPLE)
     }
 
 
@@ -137,6 +141,7 @@ def test_wheel_holds_every_package_file_and_the_data(built: tuple[Path, list[str
         assert data and data <= names, pattern
     assert "optarena/scoring/published/algoperf_v06/times.csv" in names
     assert "optarena/harness/runner.py" in names
+    assert not any("plugin_example" in name for name in names)
 
 
 def test_installed_wheel_imports_only_from_itself(installed: dict) -> None:

@@ -355,3 +355,20 @@ def test_eval_params_that_raises_is_a_submission_failure(data_dir, fake_clock):
 
     with pytest.raises(runner.SubmissionFailure, match="no averaged point"):
         run(workload(), sgd_submission(eval_params=eval_params), fake_clock, data_dir=data_dir)
+
+
+def test_a_cache_compiles_a_program_once_and_changes_no_result(data_dir, fake_clock):
+    work, cache = workload(), runner.WorkloadCache()
+
+    def curve(result):
+        return [(p.step, p.train_loss, p.validation, p.test) for p in result.eval_points]
+
+    first = run(work, sgd_submission(), fake_clock, seed=0, data_dir=data_dir, cache=cache)
+    kept = cache.compiled_programs
+    assert kept >= 2  # the optimizer's init and the train step
+    again = run(work, sgd_submission(), fake_clock, seed=1, data_dir=data_dir, cache=cache)
+    assert cache.compiled_programs == kept, "another seed runs the same programs"
+    alone = run(work, sgd_submission(), fake_clock, seed=1, data_dir=data_dir)
+    assert curve(again) == curve(alone) != curve(first)
+    run(work, sgd_submission(learning_rate=0.05), fake_clock, data_dir=data_dir, cache=cache)
+    assert cache.compiled_programs > kept, "another learning rate is another program"
