@@ -15,14 +15,16 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from optarena.errors import UserError
 from optarena.harness import benchmark, describing, evidence, executors, sandbox
 from optarena.harness.benchmark import BenchmarkConfig
 from optarena.harness.executors import Executor
+from optarena.harness.footprint import Footprint, FootprintChanged, code_roots
 from optarena.leaderboard.store import Store, StoreError
 from optarena.records import FinishedTrial, Ruleset, Trial, TrialResult, TrialStatus
 from optarena.submissions import loader
 from optarena.submissions.loader import SubmissionInfo
-from optarena.workloads import registry, suites
+from optarena.workloads import data, registry, suites
 
 OnStart = Callable[[Trial], None]
 OnFinished = Callable[[FinishedTrial, int], None]
@@ -142,9 +144,12 @@ def run(
 
     A result that contradicts its own evaluation points (`evidence.mismatch`) is stored as an
     ``error`` saying why. Raises `StoreTampered` when the trials stored before a trial changed
-    while it ran: that trial is stored as an ``error`` saying so, and nothing else runs.
+    while it ran, and `FootprintChanged` when optarena's code or the prepared data did
+    (`optarena.harness.footprint`): that trial is stored as an ``error`` saying so, and nothing
+    else runs.
     """
     guard = _StoreGuard(store)
+    footprint = Footprint.take([*code_roots(), *data.prepared_dirs()])
 
     def started(trial: Trial) -> None:
         guard.seal()
@@ -161,23 +166,25 @@ def run(
                     TrialStatus.ERROR, f"the result contradicts its evaluations: {unfounded}"
                 ),
             )
-        tampered = guard.changed()
-        if tampered:
+        tampered: UserError | None = None
+        if guard.changed():
+            tampered = StoreTampered(
+                f"{store.url}: trials stored before {done.trial.label} were edited or deleted "
+                "while it ran"
+            )
+        elif (moved := footprint.changed()) is not None:
+            tampered = FootprintChanged(f"while {done.trial.label} ran, {moved}")
+        if tampered is not None:
             done = dataclasses.replace(
-                done,
-                result=TrialResult.failed(
-                    TrialStatus.ERROR,
-                    "the trials stored before this one were edited or deleted while it ran",
-                ),
+                done, result=TrialResult.failed(TrialStatus.ERROR, str(tampered))
             )
         trial_id = store.add(done)
         finished.append((done, trial_id))
         if on_finished is not None:
             on_finished(done, trial_id)
-        if tampered:
-            raise StoreTampered(
-                f"{store.url}: trials stored before {done.trial.label} were edited or deleted "
-                f"while it ran; it is stored as an error (trial {trial_id}) and nothing else runs"
+        if tampered is not None:
+            raise type(tampered)(
+                f"{tampered}; it is stored as an error (trial {trial_id}) and nothing else runs"
             )
     return finished
 

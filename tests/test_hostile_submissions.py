@@ -304,3 +304,30 @@ def test_a_submission_that_edits_the_store_is_caught_and_stops_the_benchmark(
     assert caught["status"].tolist() == ["error"]
     assert "edited or deleted" in store.trial(int(caught["trial_id"].iloc[0]))["reason"]
     assert sorted(frame[frame["submission"] == "fair"]["trial_id"]) == fair_ids
+
+
+def test_a_submission_that_touches_prepared_data_is_caught_and_stops_the_benchmark(
+    capsys, tmp_path
+):
+    # A data directory of its own: the attack would stop any benchmark reading the shared one.
+    data_dir = str(tmp_path / "data")
+    db = tmp_path / "store.db"
+    # Contents and modification time stay as they were: only the change time moves.
+    touch = (
+        f"target = next(p for p in pathlib.Path({data_dir!r}).rglob('*') if p.is_file()); "
+        "before = target.stat(); "
+        "__import__('os').utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))"
+    )
+    in_factory = AFTER_PREFLIGHT.format(calls=str(tmp_path / "calls"), attack=touch)
+    code, err = _benchmark(
+        capsys, db, data_dir, _submission(tmp_path, "toucher", in_factory=in_factory)
+    )
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("optarena: error:") and "was changed" in last, err
+    store = Store(f"sqlite:///{db}")
+    frame = store.benchmark_trials()
+    assert frame["status"].tolist() == ["error"], (
+        "the trial is stored as an error, nothing else runs"
+    )
+    assert "was changed" in store.trial(int(frame["trial_id"].iloc[0]))["reason"]

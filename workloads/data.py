@@ -63,6 +63,11 @@ def load_split(builder_cls: type, split: str, data_dir: str) -> Arrays:
     return arrays
 
 
+def prepared_dirs() -> list[Path]:
+    """The prepared dataset folders this process has read splits from."""
+    return sorted({folder for folder, _ in _CACHE.values()})
+
+
 def read_all(source, *, batched: bool = True) -> Arrays:
     """Every record of a TFDS data source, stacked feature by feature into read-only arrays.
 
