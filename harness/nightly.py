@@ -208,7 +208,9 @@ def _timing_now(timing: Sequence[FinishedTrial]) -> pd.DataFrame:
         for done in timing
     ]
     frame = pd.DataFrame(rows, columns=TIMING_COLUMNS)
-    return frame.astype({"seed": "int64", "num_steps": "int64", "steps_to_target": float})
+    return frame.astype(
+        {"seed": "int64", "timed_sec": float, "num_steps": "int64", "steps_to_target": float}
+    )
 
 
 def _drift(store: Store, timing_now: pd.DataFrame, previous) -> pd.DataFrame:
