@@ -1,6 +1,7 @@
 """The SQL store: trials with their eval points and provenance, behind a small typed API.
 
-Any SQLAlchemy URL works; the default is a SQLite file. The store takes a `FinishedTrial`
+The default is a SQLite file; a PostgreSQL server works too (``postgresql+psycopg://...``,
+with the ``postgres`` extra), and other SQLAlchemy URLs may. The store takes a `FinishedTrial`
 whole: a trial and all of its eval points (and, for a benchmark trial, its identity) are
 written in one transaction, so a killed process never leaves a trial that looks complete.
 Opening a store creates whatever tables of the schema (`optarena.leaderboard.models`) it
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import hashlib
 import math
 import os
@@ -131,10 +133,50 @@ def check_url(url: str | None = None) -> str:
     """
     url = url or default_url()
     try:
-        make_url(url).get_dialect()
+        make_url(url).get_dialect().import_dbapi()
     except (ArgumentError, SQLAlchemyError, ImportError) as error:
-        raise StoreError(f"cannot open store {url!r}: {error}".splitlines()[0]) from error
+        raise StoreError(_message(f"cannot open store {_shown(url)!r}", error)) from error
     return url
+
+
+def _shown(url: str) -> str:
+    """``url`` as messages show it: its password, if it has one, as ``***``."""
+    with contextlib.suppress(ArgumentError, ValueError):
+        parsed = make_url(url)
+        if parsed.password is not None:
+            return parsed.render_as_string(hide_password=True)
+    return url
+
+
+def _message(what: str, error: BaseException) -> str:
+    """One line: ``what`` and the first line of ``error``, with a hint for a missing driver."""
+    line = f"{what}: {error}".splitlines()[0]
+    if isinstance(error, ImportError) and "psycopg" in str(error):
+        line += " (for PostgreSQL: pip install 'optarena[postgres]', and postgresql+psycopg://)"
+    return line
+
+
+CONNECT_TIMEOUT_SEC = 10
+"""How long a PostgreSQL connection may take before the command fails (unless the URL's
+``connect_timeout`` says otherwise): an unreachable server is an error, not a hang."""
+
+
+def _engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        return create_engine(parsed, connect_args={"connect_timeout": CONNECT_TIMEOUT_SEC})
+    return create_engine(parsed)
+
+
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _in_utc(value: Any) -> Any:
+    """A time with a zone in UTC (PostgreSQL gives it in the session's zone), else ``value``."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC)
+    return value
 
 
 SCHEMA_ATTEMPTS = 5
@@ -175,8 +217,10 @@ class Store:
         """Open the store at ``url``; with ``create=False`` it must already exist (for reading).
 
         The URL is checked now; a store that may be created is connected at its first use.
+        ``url`` (the attribute) is the URL as messages show it, without its password.
         """
-        self.url = check_url(url)
+        self._url = check_url(url)
+        self.url = _shown(self._url)
         self._engine: Engine | None = None
         if not create:
             if not self.exists():
@@ -185,7 +229,7 @@ class Store:
                 raise StoreError(f"{self.url!r} is not an optarena store (it has no trials table)")
 
     def _sqlite_file(self) -> Path | None:
-        parsed = make_url(self.url)
+        parsed = make_url(self._url)
         if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
             return None
         database = parsed.database
@@ -208,12 +252,10 @@ class Store:
                 file = self._sqlite_file()
                 if file is not None:
                     file.parent.mkdir(parents=True, exist_ok=True)
-                engine = create_engine(make_url(self.url))
+                engine = _engine(self._url)
                 _create_schema(engine)
             except (ArgumentError, SQLAlchemyError, ImportError, OSError) as error:
-                raise StoreError(
-                    f"cannot open store {self.url!r}: {error}".splitlines()[0]
-                ) from error
+                raise StoreError(_message(f"cannot open store {self.url!r}", error)) from error
             self._engine = engine
         return self._engine
 
@@ -268,6 +310,16 @@ class Store:
 
     def _write(self, session: Session, finished: FinishedTrial) -> int:
         trial = finished.trial
+        if _is_postgresql(session):
+            # Trial ids must be given in the order trials are committed, as SQLite's one
+            # writer at a time gives them: `digest` (the campaign's check that stored trials
+            # stay as they were) reads the trials up to the largest id it saw, so a smaller
+            # id committed later would look like an edit. PostgreSQL's sequences hand ids out
+            # at insert time, so writers of trials take turns until they commit (readers, and
+            # rows that only refer to trials, are not held up). Each writer then also finds
+            # the submission and workload rows that the writers before it created.
+            lock = f"LOCK TABLE {TrialRow.__tablename__} IN SHARE ROW EXCLUSIVE MODE"
+            session.execute(text(lock))
         row = self._trial_row(session, finished)
         session.add(row)
         if trial.place is not None:
@@ -333,7 +385,7 @@ class Store:
                 query = select(table).where(key.in_(used)).order_by(*table.primary_key.columns)
                 digest.update(table.name.encode())
                 for row in connection.execute(query):
-                    digest.update(repr(tuple(row)).encode())
+                    digest.update(repr(tuple(_in_utc(value) for value in row)).encode())
         return digest.hexdigest()
 
     def stored_id(self, trial: Trial) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import postgres
 import pytest
 
 from optarena.harness import isolation
@@ -82,3 +83,36 @@ def make_clock():
 def fake_clock() -> FakeClock:
     """A `FakeClock` starting at 0 that advances by 2**-10 s per call."""
     return FakeClock()
+
+
+# ---------------------------------------------------- stores on SQLite and PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server (`postgres.Server`) for this session, or this
+    pytest-xdist worker, started at first use and stopped at the end; tests that use it are
+    skipped where the machine has no server binaries (``.ci/postgres`` installs them)."""
+    reason = postgres.missing()
+    if reason is not None:
+        pytest.skip(reason)
+    server = postgres.Server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """The SQLAlchemy URL of a new, empty database on the session's PostgreSQL server."""
+    return postgres_server.database(request.node.originalname)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """The URL of a new, empty store: a SQLite file not created yet, or a new database on the
+    session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("postgres_url")

@@ -44,8 +44,9 @@ def _add_benchmark(store, result, *, spec=SPEC, submission=SUBMISSION, **changes
 
 
 @pytest.fixture
-def store(tmp_path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'bench.db'}")
+def store(store_url) -> Store:
+    """A new store, on SQLite and on PostgreSQL."""
+    return Store(store_url)
 
 
 def test_frame_has_the_contract_columns_types_and_infinities(store):
@@ -130,8 +131,8 @@ def test_the_unique_constraint_holds_in_sql(store):
     assert len(store.benchmark_trials()) == 1
 
 
-def test_a_store_from_before_benchmarks_keeps_working(tmp_path):
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def test_a_store_from_before_benchmarks_keeps_working(store_url):
+    url = store_url
     engine = sqlalchemy.create_engine(url)
     old_tables = [t for name, t in Base.metadata.tables.items() if name != "benchmark_trials"]
     Base.metadata.create_all(engine, tables=old_tables)

@@ -173,10 +173,11 @@ def stored_trials(store: Store) -> pd.DataFrame:
 
 
 @pytest.fixture
-def store_and_trials(tmp_path, monkeypatch):
-    """A store holding benchmark trials, read through the contract's `benchmark_trials`."""
+def store_and_trials(store_url, monkeypatch):
+    """A store holding benchmark trials, read through the contract's `benchmark_trials`, on
+    SQLite and on PostgreSQL."""
     # A store as it was before snapshots existed: only the trial tables.
-    url = f"sqlite:///{tmp_path / 'bench.db'}"
+    url = store_url
     engine = sqlalchemy.create_engine(url)
     Base.metadata.create_all(
         engine, tables=[t for t in Base.metadata.sorted_tables if t.name in OLD]
@@ -276,8 +277,8 @@ def test_leaderboard_shows_the_latest_snapshot(capsys, store_and_trials):
     assert code == 2 and "no score snapshot 7" in err
 
 
-def test_score_without_benchmark_trials_is_bad_input(capsys, tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'plain.db'}")
+def test_score_without_benchmark_trials_is_bad_input(capsys, store_url):
+    store = Store(store_url)
     ref = SubmissionRef(name="plain", reference="plain", origin="test", source_sha256="0" * 64)
     trial = Trial(submission=ref, spec=BASE, config=TrialConfig(seed=0, hparams=None, budget_sec=1))
     store.add(  # a plain trial (`optarena run`), which no ruleset scores

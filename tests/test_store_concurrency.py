@@ -37,8 +37,8 @@ def _write(url: str, seed: int, barrier) -> list[int]:
     return ids
 
 
-def test_four_writers_on_a_fresh_store_lose_nothing(tmp_path):
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+def test_four_writers_on_a_fresh_store_lose_nothing(store_url):
+    url = store_url
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
         barrier = manager.Barrier(WRITERS)
