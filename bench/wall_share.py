@@ -8,8 +8,12 @@ the sum of the trials' timed training segments (`TrialResult.wall_sec`), their c
 and the share. The rest is process starts, imports, tracing, data loading, evaluations and
 storing.
 
-Run: ``python bench/wall_share.py [--submission nadamw] [--suite quick] [--studies 1]
-[--trials 2] [--seed 0]``.
+The measuring process keeps compiled programs across trials, so a ruleset whose trials share
+their programs (``--ruleset self``: the default point in every study) compiles once per
+workload; the external ruleset's trials each have their own hyperparameters, so each compiles.
+
+Run: ``python bench/wall_share.py [--submission nadamw] [--suite quick] [--ruleset external]
+[--studies 1] [--trials 2] [--seed 0]``.
 """
 
 from __future__ import annotations
@@ -30,14 +34,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submission", default="nadamw")
     parser.add_argument("--suite", default="quick")
+    parser.add_argument("--ruleset", choices=["external", "self"], default="external")
     parser.add_argument("--studies", type=int, default=1)
     parser.add_argument("--trials", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
     data_dir = args.data_dir or default_data_dir()
+    # A self-tuning study is one trial.
+    trials = args.trials if args.ruleset == "external" else None
     config = BenchmarkConfig.for_ruleset(
-        "external", studies=args.studies, trials=args.trials, seed=args.seed
+        args.ruleset, studies=args.studies, trials=trials, seed=args.seed
     )
     with tempfile.TemporaryDirectory() as folder:
         store = Store(f"sqlite:///{Path(folder) / 'wall_share.db'}")
@@ -51,7 +58,7 @@ def main() -> None:
     training = sum(r.wall_sec for r in results if r.wall_sec == r.wall_sec)
     compiled = sum(r.compile_sec for r in results)
     print(
-        f"{args.submission} on {args.suite}, external, {args.studies} x {args.trials}: "
+        f"{args.submission} on {args.suite}, {args.ruleset}, {args.studies} x {config.trials}: "
         f"{len(results)} trials"
     )
     print(f"benchmark wall clock      {wall:8.1f} s")

@@ -171,8 +171,11 @@ class TrialRuns:
         self.data_dir = data_dir
         self.clock_type = clock_type
         self._results: dict[tuple, object] = {}
+        # Reruns share what a measuring process keeps between trials; the compile-event runs
+        # start without it, so that they see every compilation a trial needs.
+        self._cache = runner.WorkloadCache()
 
-    def _run(self, workload_name, submission_name, seed, max_steps, on_eval=None):
+    def _run(self, workload_name, submission_name, seed, max_steps, on_eval=None, cache=None):
         workload = with_spec(registry.get(workload_name), pair_spec(workload_name, submission_name))
         submission = loader.load(submission_name).submission
         config = runner.TrialConfig(
@@ -189,6 +192,7 @@ class TrialRuns:
                 data_dir=self.data_dir,
                 clock=self.clock_type(),
                 on_eval=on_eval,
+                cache=cache,
             )
 
     def compile_events(self, workload_name: str, submission_name: str):
@@ -238,7 +242,7 @@ class TrialRuns:
             else:
                 steps = 2 * pair_spec(workload_name, submission_name).eval_every_steps
                 self._results[key] = self._run(
-                    workload_name, submission_name, seed=seed, max_steps=steps
+                    workload_name, submission_name, seed=seed, max_steps=steps, cache=self._cache
                 )
         return self._results[key]
 
