@@ -52,7 +52,10 @@ def cmd_nightly(args: argparse.Namespace) -> int:
                 on_finished=bar.on_finished,
             )
     except KeyboardInterrupt:
-        common.say(log, "interrupted: finished benchmark trials are stored; run the nightly again to resume")
+        common.say(
+            log,
+            "interrupted: finished benchmark trials are stored; run the nightly again to resume",
+        )
         return common.Exit.INTERRUPTED
     out = common.console()
     common.say(
