@@ -324,3 +324,42 @@ def test_a_builtin_hashes_the_same_by_name_and_by_path():
     for name in new:
         if name.startswith("optarena_submission_"):
             del sys.modules[name]
+
+
+def test_editing_a_py_submissions_helper_makes_the_next_benchmark_run_new_trials(
+    tmp_path, capsys, data_dir
+):
+    from optarena.harness import cli
+    from optarena.leaderboard.store import Store
+
+    helper = tmp_path / "edited_rates.py"
+    helper.write_text("LEARNING_RATE = 1e-3\n")
+    path = tmp_path / "edited_submission.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import optax
+            from edited_rates import LEARNING_RATE
+            from optarena.submissions.api import Submission
+
+            SUBMISSION = Submission(
+                name="edited",
+                make_optimizer=lambda hparams, info: optax.sgd(LEARNING_RATE),
+                self_tuning=True,
+            )
+            """
+        )
+    )
+    db = f"sqlite:///{tmp_path / 'board.db'}"
+    benchmark = [
+        "benchmark", "--submission", str(path), "--ruleset", "self", "--suite", "quick",
+        "--workloads", "digits_mlp", "--no-held-out", "--studies", "1", "--max-steps", "20",
+        "--db", db, "--data-dir", data_dir,
+    ]  # fmt: skip
+    for rate, expected in (("1e-3", "1 to run"), ("1e-3", "0 to run"), ("0.5", "1 to run")):
+        helper.write_text(f"LEARNING_RATE = {rate}\n")
+        assert cli.main(benchmark) == 0, capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert expected in err, err
+    trials = Store(db).trials()
+    assert len(trials) == 2, "the unchanged rerun was reused, the edit ran anew"
