@@ -172,9 +172,12 @@ class WorkloadCache:
         """How many compiled programs are kept."""
         return len(self._compiled)
 
-    def compile(self, lowered: jax.stages.Lowered) -> jax.stages.Compiled:
-        """``lowered``, compiled, or the compiled program of an identical one seen before."""
-        key = hashlib.sha256(lowered.as_text(debug_info=False).encode()).hexdigest()
+    def compile(self, lowered: jax.stages.Lowered, mesh: Mesh) -> jax.stages.Compiled:
+        """``lowered``, compiled for ``mesh``, or the compiled program of an identical one seen
+        before on the same devices."""
+        text = lowered.as_text(debug_info=False)
+        devices = ",".join(str(d.id) for d in mesh.devices.flat)
+        key = hashlib.sha256(f"{devices}\n{text}".encode()).hexdigest()
         if key in self._compiled:
             self._compiled.move_to_end(key)
         else:
@@ -266,7 +269,8 @@ def run_program(
     params, model_state = setup.init(init_rng)
     tx, eval_params = optimizer_program.load(program, params)
     try:
-        opt_state = cache.compile(jax.jit(tx.init, out_shardings=replicated).lower(params))(params)
+        init = jax.jit(tx.init, out_shardings=replicated).lower(params)
+        opt_state = cache.compile(init, mesh)(params)
     except Exception as error:
         raise SubmissionFailure(f"the optimizer's init program failed: {error!r}") from error
     state = TrainState(
@@ -294,10 +298,11 @@ def run_program(
                 in_shardings=(replicated, sharded, replicated),
                 out_shardings=replicated,
                 donate_argnums=0,
-            ).lower(state, batch_shapes, step_rng)
+            ).lower(state, batch_shapes, step_rng),
+            mesh,
         )
         if eval_params is not None:
-            eval_params = cache.compile(jax.jit(eval_params).lower(opt_state, params))
+            eval_params = cache.compile(jax.jit(eval_params).lower(opt_state, params), mesh)
     except Exception as error:
         raise SubmissionFailure(
             "compiling the train step with the optimizer's programs failed: "
