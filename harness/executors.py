@@ -19,6 +19,9 @@ In both, a trial whose submission code raises (``SystemExit`` included) or that 
 ``error`` with the exception's line as reason, a
 ``MemoryError`` or XLA ``RESOURCE_EXHAUSTED`` is ``oom``, and a non-finite loss is
 ``diverged`` (the runner's own status).
+
+A third, `optarena.harness.ray_executor.RayExecutor`, runs each trial through a
+`ChildProcessExecutor` on a node of a Ray cluster, several at once (Ray is an optional extra).
 """
 
 from __future__ import annotations
@@ -349,12 +352,24 @@ class ExecutorKind(StrEnum):
     """Each trial in its own process, under a wall-clock limit (the default)."""
     IN_PROCESS = "in-process"
     """Each trial in this process: no containment, for debugging."""
+    RAY = "ray"
+    """Each trial as a Ray task, in its own processes on a node of a Ray cluster."""
 
 
 def make_executor(
-    kind: ExecutorKind | str, data_dir: str, limit: WallClockLimit | None = None
+    kind: ExecutorKind | str,
+    data_dir: str,
+    limit: WallClockLimit | None = None,
+    *,
+    ray_address: str | None = None,
 ) -> Executor:
-    """The executor of ``kind`` reading data from ``data_dir``."""
-    if ExecutorKind(kind) is ExecutorKind.IN_PROCESS:
+    """The executor of ``kind`` reading data from ``data_dir``; ``ray_address`` is the Ray
+    cluster's (`optarena.harness.ray_executor.RayExecutor`)."""
+    kind = ExecutorKind(kind)
+    if kind is ExecutorKind.RAY:
+        from optarena.harness.ray_executor import RayExecutor
+
+        return RayExecutor(data_dir, limit, local=ChildProcessExecutor, address=ray_address)
+    if kind is ExecutorKind.IN_PROCESS:
         return InProcessExecutor(data_dir)
     return ChildProcessExecutor(data_dir, limit)

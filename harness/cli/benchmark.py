@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
+from optarena.errors import UserError
 from optarena.harness import benchmark
 from optarena.harness.cli import common, progress
 
@@ -63,6 +64,14 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     )
     store = Store(args.db)
     data_dir = common.data_dir(args)
+    if args.ray_address is not None and args.executor != "ray":
+        raise UserError("--ray-address needs --executor ray")
+    executor = make_executor(
+        args.executor,
+        data_dir,
+        WallClockLimit(margin=args.timeout_margin, setup_sec=args.setup),
+        ray_address=args.ray_address,
+    )
     planned = campaign.prepare(
         args.submission, args.suite, config, store, data_dir, workloads=args.workloads
     )
@@ -76,9 +85,6 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         f"trials = {len(planned.trials)} trials; {len(planned.stored)} already stored, "
         f"{len(pending)} to run. Held-out variants drawn with seed {config.seed}: "
         + (drawn or "none"),
-    )
-    executor = make_executor(
-        args.executor, data_dir, WallClockLimit(margin=args.timeout_margin, setup_sec=args.setup)
     )
     started = time.monotonic()
     bar = progress.CampaignProgress(
@@ -181,6 +187,11 @@ def register(commands) -> None:
         "(default 60)",
     )
     common.add_executor(sub)
+    sub.add_argument(
+        "--ray-address",
+        help="with --executor ray: the Ray cluster's HEAD:PORT (default: $RAY_ADDRESS, or a "
+        "cluster started on this machine, or a local one-slot cluster)",
+    )
     common.add_json(sub)
     common.add_store(sub)
     common.add_data(sub)

@@ -1,0 +1,281 @@
+"""The Ray executor on a real two-node Ray cluster on this machine: the same trials and the same
+results as the child-process executor, each stored once, also when a node dies mid-trial.
+
+The cluster (a head and one more node, each declaring one trial slot) is started once for the
+module with ``ray start --block`` in sessions of their own, each node with its own ports and
+temporary directory, and stopped by killing those sessions: nothing else on the machine is
+touched. Under pytest-xdist the whole cluster runs on the worker's core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from optarena.harness import cli
+from optarena.harness.ray_executor import SLOT
+from optarena.leaderboard.store import Store
+
+BENCHMARK = [
+    "benchmark",
+    "--submission",
+    "nadamw",
+    "--ruleset",
+    "self",
+    "--suite",
+    "quick",
+    "--workloads",
+    "digits_mlp",
+    "--studies",
+    "1",
+    "--max-steps",
+    "20",
+    "--budget-factor",
+    "100",
+]
+"""Two trials: digits_mlp and its held-out variant, one study each. The step cap ends them
+(the budget is far away), so two trials sharing a core stop where one alone does."""
+SLOTS = json.dumps({SLOT: 1})
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _node_ports() -> list[str]:
+    """Every port a node would otherwise take by default, so two clusters never collide."""
+    options = (
+        "--node-manager-port",
+        "--object-manager-port",
+        "--dashboard-agent-listen-port",
+        "--dashboard-agent-grpc-port",
+        "--runtime-env-agent-port",
+        "--metrics-export-port",
+    )
+    return [word for option in options for word in (option, str(_free_port()))]
+
+
+@dataclasses.dataclass
+class Cluster:
+    address: str
+    head: subprocess.Popen
+    node: subprocess.Popen
+    root: Path
+
+
+def _start_node(arguments: list[str], temp_dir: Path, log: Path) -> subprocess.Popen:
+    with log.open("w") as stream:
+        return subprocess.Popen(
+            [
+                "ray",
+                "start",
+                "--block",
+                "--num-cpus",
+                "1",
+                "--resources",
+                SLOTS,
+                "--object-store-memory",
+                str(100 * 2**20),
+                "--disable-usage-stats",
+                "--temp-dir",
+                str(temp_dir),
+                *_node_ports(),
+                *arguments,
+            ],
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Kill the node's whole session (its raylet, workers and their trial processes)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _wait_for_slots(address: str, count: int, nodes: list[subprocess.Popen]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert all(node.poll() is None for node in nodes), "a Ray node exited at start"
+        status = subprocess.run(
+            ["ray", "status", "--address", address], capture_output=True, text=True
+        ).stdout
+        found = re.search(rf"/(\d+)(?:\.0)? {SLOT}", status)
+        if found and int(found.group(1)) >= count:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the Ray cluster at {address} never had {count} trial slots")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    pytest.importorskip("ray")
+    # Short: Ray's socket paths live under the temporary directory, and are limited in length.
+    root = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    started = time.monotonic()
+    head = _start_node(
+        [
+            "--head",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--include-dashboard=false",
+        ],
+        root / "head",
+        root / "head.log",
+    )
+    nodes = [head]
+    try:
+        _wait_for_slots(address, 1, nodes)
+        node = _start_node(
+            ["--address", address, "--node-ip-address", "127.0.0.1"],
+            root / "node",
+            root / "node.log",
+        )
+        nodes.append(node)
+        _wait_for_slots(address, 2, nodes)
+        print(f"two-node Ray cluster up in {time.monotonic() - started:.1f} s")
+        yield Cluster(address, head, node, root)
+    finally:
+        for process in reversed(nodes):
+            _stop(process)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _results(db: str) -> dict[tuple, tuple]:
+    """Stored trials by (workload, study, trial, seed): status, steps and every evaluation."""
+    store = Store(db, create=False)
+    results: dict[tuple, tuple] = {}
+    for row in store.benchmark_trials().itertuples():
+        key = (row.workload, row.study, row.trial, row.seed)
+        assert key not in results, f"{key} stored twice"
+        points = store.eval_points(int(row.trial_id))
+        results[key] = (
+            row.status,
+            row.steps_to_target,
+            [(p.step, p.train_loss, dict(p.validation), dict(p.test)) for p in points],
+        )
+    store.close()
+    return results
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, data_dir) -> dict[tuple, tuple]:
+    """The plan's results with the child-process executor."""
+    db = f"sqlite:///{tmp_path_factory.mktemp('reference') / 'reference.db'}"
+    argv = [*BENCHMARK, "--db", db, "--data-dir", data_dir, "--executor", "child-process"]
+    assert cli.main(argv) == 0
+    results = _results(db)
+    assert len(results) == 2
+    assert all(points for _, _, points in results.values())
+    return results
+
+
+def _ray_benchmark(db_file: Path, data_dir: str, address: str, log: Path) -> subprocess.Popen:
+    # The store exists before the trials start: the campaign's check that stored trials stay
+    # untouched (`Store.digest`) gives a store that does not exist yet another digest than an
+    # empty one, which it tells apart once two trials are in flight when the first is stored.
+    db_file.touch()
+    db = f"sqlite:///{db_file}"
+    command = [sys.executable, "-m", "optarena", *BENCHMARK, "--db", db, "--data-dir", data_dir]
+    with log.open("w") as stream:
+        return subprocess.Popen(
+            [*command, "--executor", "ray", "--ray-address", address],
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            env={key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"},
+        )
+
+
+def test_ray_runs_every_trial_once_with_the_child_process_results(
+    cluster, reference, tmp_path, data_dir
+):
+    db = f"sqlite:///{tmp_path / 'ray.db'}"
+    log = tmp_path / "ray.log"
+    started = time.monotonic()
+    benchmark = _ray_benchmark(tmp_path / "ray.db", data_dir, cluster.address, log)
+    assert benchmark.wait(timeout=300) == 0, log.read_text()
+    print(f"benchmark on Ray: {time.monotonic() - started:.1f} s")
+    assert _results(db) == reference
+    # The two trials ran at the same time, one per slot.
+    store = Store(db, create=False)
+    trials = [store.trial(int(i)) for i in store.benchmark_trials()["trial_id"]]
+    store.close()
+    assert max(t["started_at"] for t in trials) < min(t["finished_at"] for t in trials)
+
+
+def _trial_running_on(node: subprocess.Popen) -> bool:
+    """Whether a process of ``node``'s session runs an optarena task (its title names it)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if os.getsid(int(entry.name)) != node.pid:
+                continue
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if title.startswith("ray::") and "optarena" in title:
+                return True
+    return False
+
+
+def test_a_node_that_dies_mid_trial_costs_a_retry_and_every_trial_is_stored_once(
+    cluster, reference, tmp_path, data_dir
+):
+    db = f"sqlite:///{tmp_path / 'killed.db'}"
+    log = tmp_path / "killed.log"
+    benchmark = _ray_benchmark(tmp_path / "killed.db", data_dir, cluster.address, log)
+    try:
+        deadline = time.monotonic() + 120
+        while not _trial_running_on(cluster.node):
+            assert benchmark.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "no trial ever ran on the second node"
+            time.sleep(0.2)
+        time.sleep(1.0)  # into the trial: tracing, or measuring
+        _stop(cluster.node)
+        assert benchmark.wait(timeout=300) == 0, log.read_text()
+    finally:
+        if benchmark.poll() is None:
+            benchmark.kill()
+            benchmark.wait()
+    # The killed trial ran again on the head, with the same results.
+    assert _results(db) == reference
+
+
+def test_without_ray_the_ray_executor_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    db = f"sqlite:///{tmp_path / 'none.db'}"
+    assert cli.main([*BENCHMARK, "--db", db, "--executor", "ray"]) == 2
+    error = capsys.readouterr().err
+    assert error == (
+        "optarena: error: the ray executor needs Ray, which is not installed: "
+        "pip install 'optarena[ray]'\n"
+    )
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_a_ray_address_without_the_ray_executor_is_refused(capsys, tmp_path):
+    db = f"sqlite:///{tmp_path / 'none.db'}"
+    argv = [*BENCHMARK, "--db", db, "--ray-address", "127.0.0.1:1"]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == "optarena: error: --ray-address needs --executor ray\n"
