@@ -1,0 +1,131 @@
+"""The SLURM executor on a real one-node SLURM on this machine (``.ci/slurm`` starts it, with a
+slot per CPU): the same trials and the same results as the child-process executor, each stored
+once, also when a trial's job is cancelled while it runs.
+
+The benchmark is driven through the library (`campaign.prepare`, then `campaign.run` with a
+`SlurmExecutor`), as the benchmark command does. Each test keeps its jobs' files in a folder of
+its own, and a job is told apart from other tests' jobs by its folder there (named by its id).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from optarena.harness import campaign
+from optarena.harness.benchmark import BenchmarkConfig
+from optarena.harness.executors import ChildProcessExecutor
+from optarena.harness.slurm_executor import SlurmExecutor, job_states
+from optarena.leaderboard.store import Store
+
+if shutil.which("sinfo") is None:
+    pytest.skip(
+        "no SLURM on this machine (sinfo not found): .ci/slurm starts a one-node SLURM",
+        allow_module_level=True,
+    )
+pytest.importorskip("submitit", reason="pip install 'optarena[slurm]'")
+
+CONFIG = BenchmarkConfig.for_ruleset("self", studies=1, max_steps=20, budget_factor=100)
+"""Two trials: digits_mlp and its held-out variant, one study each. The step cap ends them
+(the budget is far away), so two trials sharing a machine stop where one alone does."""
+
+
+@pytest.fixture(scope="module")
+def slurm() -> None:
+    """A SLURM that answers and has a node taking jobs."""
+    answer = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+    states = answer.stdout.split()
+    if answer.returncode != 0 or not {"idle", "mix", "alloc"} & set(states):
+        pytest.fail(f"SLURM has no node taking jobs ({answer.stderr or states}): run .ci/slurm")
+
+
+def _benchmark(db: Path, data_dir: str, executor) -> dict[tuple, tuple]:
+    """The plan run through ``executor`` into a new store at ``db``; the stored trials by
+    (workload, study, trial, seed): status, steps and every evaluation."""
+    # The store exists before the trials start: the campaign's check that stored trials stay
+    # untouched (`Store.digest`) gives a store that does not exist yet another digest than an
+    # empty one, which it tells apart once two trials are in flight when the first is stored.
+    db.touch()
+    store = Store(f"sqlite:///{db}")
+    planned = campaign.prepare("nadamw", "quick", CONFIG, store, data_dir, workloads=["digits_mlp"])
+    assert len(planned.pending) == 2
+    campaign.run(planned, executor, store)
+    results: dict[tuple, tuple] = {}
+    for row in store.benchmark_trials().itertuples():
+        key = (row.workload, row.study, row.trial, row.seed)
+        assert key not in results, f"{key} stored twice"
+        points = store.eval_points(int(row.trial_id))
+        results[key] = (
+            row.status,
+            row.steps_to_target,
+            [(p.step, p.train_loss, dict(p.validation), dict(p.test)) for p in points],
+        )
+    times = [store.trial(int(i)) for i in store.benchmark_trials()["trial_id"]]
+    store.close()
+    results["overlap"] = max(t["started_at"] for t in times) < min(t["finished_at"] for t in times)
+    return results
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, data_dir) -> dict[tuple, tuple]:
+    """The plan's results with the child-process executor."""
+    db = tmp_path_factory.mktemp("reference") / "reference.db"
+    results = _benchmark(db, data_dir, ChildProcessExecutor(data_dir))
+    assert not results.pop("overlap")
+    assert len(results) == 2
+    assert all(status == "not_reached" and points for status, _, points in results.values())
+    return results
+
+
+def test_slurm_runs_every_trial_once_with_the_child_process_results(
+    slurm, reference, tmp_path, data_dir
+):
+    executor = SlurmExecutor(data_dir, local=ChildProcessExecutor, folder=tmp_path / "jobs")
+    started = time.monotonic()
+    results = _benchmark(tmp_path / "slurm.db", data_dir, executor)
+    print(f"benchmark on SLURM: {time.monotonic() - started:.1f} s")
+    # The two trials ran at the same time, one per slot.
+    assert results.pop("overlap")
+    assert results == reference
+    # Each job's folder is removed once its trial is back.
+    assert list((tmp_path / "jobs").iterdir()) == []
+
+
+def _cancel_first_running_job(folder: Path, cancelled: list[str], stop: threading.Event) -> None:
+    """Cancel the first job of ``folder`` seen running, a second into its run."""
+    while not stop.is_set():
+        jobs = [path.name for path in folder.glob("*") if path.name.isdigit()]
+        running = [job for job, state in (job_states(jobs) or {}).items() if state == "RUNNING"]
+        if running:
+            time.sleep(1.0)  # into the trial: tracing, or measuring
+            subprocess.run(["scancel", running[0]], check=True)
+            cancelled.append(running[0])
+            return
+        time.sleep(0.2)
+
+
+def test_a_cancelled_job_is_retried_and_every_trial_is_stored_once(
+    slurm, reference, tmp_path, data_dir
+):
+    folder = tmp_path / "jobs"
+    executor = SlurmExecutor(data_dir, local=ChildProcessExecutor, folder=folder)
+    cancelled: list[str] = []
+    stop = threading.Event()
+    canceller = threading.Thread(target=_cancel_first_running_job, args=(folder, cancelled, stop))
+    canceller.start()
+    try:
+        results = _benchmark(tmp_path / "cancelled.db", data_dir, executor)
+    finally:
+        stop.set()
+        canceller.join()
+    assert len(cancelled) == 1, "no job was ever seen running"
+    # The cancelled job's trial ran again in a new job, with the same results; only the
+    # cancelled job's folder stays (with its log), the others were removed with their trials.
+    results.pop("overlap")
+    assert results == reference
+    assert sorted(path.name for path in folder.iterdir() if path.is_dir()) == cancelled
