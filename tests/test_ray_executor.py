@@ -26,9 +26,12 @@ from pathlib import Path
 
 import pytest
 
-from optarena.harness import cli
+from optarena.harness import benchmark, cli
+from optarena.harness.benchmark import BenchmarkConfig
+from optarena.harness.executors import SpecMismatch, make_executor
 from optarena.harness.ray_executor import SLOT
 from optarena.leaderboard.store import Store
+from optarena.submissions import loader
 
 BENCHMARK = [
     "benchmark",
@@ -260,6 +263,32 @@ def test_a_node_that_dies_mid_trial_costs_a_retry_and_every_trial_is_stored_once
             benchmark.wait()
     # The killed trial ran again on the head, with the same results.
     assert _results(db) == reference
+
+
+FIXED = """
+import optax
+from optarena.submissions.api import Submission
+
+SUBMISSION = Submission(
+    name="fixed",
+    make_optimizer=lambda hparams, info: optax.sgd(hparams["learning_rate"]),
+    search_space=[{"learning_rate": 0.1}],
+)
+"""
+
+
+def test_a_submission_edited_after_planning_is_refused_on_the_worker(cluster, tmp_path, data_dir):
+    path = tmp_path / "fixed.py"
+    path.write_text(FIXED)
+    config = BenchmarkConfig.for_ruleset("external", studies=1, trials=1, max_steps=5)
+    (trial,) = benchmark.plan(loader.load(str(path)).info, str(path), ["digits_mlp"], config)
+    path.write_text(FIXED + "# edited\n")
+    executor = make_executor("ray", data_dir, ray_address=cluster.address)
+    try:
+        with pytest.raises(SpecMismatch, match="changed since the benchmark was planned"):
+            list(executor.run([trial]))
+    finally:
+        executor.close()
 
 
 def test_without_ray_the_ray_executor_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path):
