@@ -162,10 +162,14 @@ CONNECT_TIMEOUT_SEC = 10
 
 
 def _engine(url: str) -> Engine:
+    """The engine for ``url``; on PostgreSQL, times come back in UTC (the session's zone, unless
+    the URL sets ``options``) and connecting gives up after `CONNECT_TIMEOUT_SEC`."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
-        return create_engine(parsed, connect_args={"connect_timeout": CONNECT_TIMEOUT_SEC})
-    return create_engine(parsed)
+    if parsed.get_backend_name() != "postgresql":
+        return create_engine(parsed)
+    defaults = {"connect_timeout": CONNECT_TIMEOUT_SEC, "options": "-c TimeZone=UTC"}
+    connect_args = {key: value for key, value in defaults.items() if key not in parsed.query}
+    return create_engine(parsed, connect_args=connect_args)
 
 
 def _is_postgresql(session: Session) -> bool:
@@ -186,7 +190,8 @@ def _create_schema(engine: Engine) -> None:
     """Create the missing tables and columns, safe when several processes open the same
     fresh store at once: each step checks what exists first, so the one that loses a race
     (a table or column that appeared between its check and its create) tries again and finds
-    it there."""
+    it there. A server that cannot be reached fails at once, not once per attempt."""
+    engine.connect().close()
     for attempt in range(SCHEMA_ATTEMPTS):
         try:
             Base.metadata.create_all(engine)

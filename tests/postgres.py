@@ -101,9 +101,11 @@ class Server:
                 "--no-locale",
                 "--no-sync",
             )
+            # Durability off (the data is thrown away), and a zone other than UTC for the
+            # sessions, which the store must not depend on.
             options = (
                 f"-k {folder} -c listen_addresses='' -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off"
+                "-c synchronous_commit=off -c full_page_writes=off -c timezone=Asia/Kolkata"
             )
             server._run(
                 "pg_ctl",

@@ -312,6 +312,7 @@ def _headless(*args: str, cwd) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the page, not the store
 def test_html_page_renders_in_chromium_with_plots_and_escaped_names(
     capsys, tmp_path, store_and_trials
 ):
