@@ -1,6 +1,6 @@
 """A throwaway PostgreSQL server for the tests, from the machine's own server binaries.
 
-`Server.start` runs ``initdb`` into a fresh folder under the system temp dir and starts the
+`Server.start` runs ``initdb`` into a fresh folder under ``/tmp`` and starts the
 server there with ``pg_ctl``, listening on a Unix socket in that folder only (no TCP port,
 so pytest-xdist workers, each with a server of its own, never collide); `Server.database`
 creates an empty database and returns its SQLAlchemy URL. PostgreSQL refuses to run as root:
@@ -81,8 +81,9 @@ class Server:
         if bin_dir is None:
             raise RuntimeError(SKIP_REASON)
         began = time.perf_counter()
-        # A short path of its own: a Unix socket's path is limited to about 100 characters.
-        folder = Path(tempfile.mkdtemp(prefix="optarena-pg-"))
+        # A short path of its own, in /tmp (which the server's user can reach, whatever
+        # $TMPDIR says): a Unix socket's path is limited to about 100 characters.
+        folder = Path(tempfile.mkdtemp(prefix="optarena-pg-", dir="/tmp"))
         if os.geteuid() == 0:
             user = pwd.getpwnam(SERVER_USER)
             os.chown(folder, user.pw_uid, user.pw_gid)
