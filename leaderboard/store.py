@@ -373,7 +373,9 @@ class Store:
         (`optarena.harness.campaign` checks it around every trial).
         """
         digest = hashlib.sha256()
-        if not self.exists():
+        # No trial to seal: the same digest whether the store exists yet or not, so that
+        # trials sealed on a store another trial then creates still match.
+        if up_to_trial_id < 1 or not self.exists():
             return digest.hexdigest()
         stored = select(TrialRow.id).where(TrialRow.id <= up_to_trial_id)
         tables = (

@@ -287,3 +287,16 @@ def test_sigkill_during_writes_leaves_only_complete_trials(store_url):
         ).scalar()
     engine.dispose()
     assert orphans == 0
+
+
+def test_a_digest_seals_the_trials_up_to_an_id_and_nothing_else(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'new.db'}")
+    nothing = store.digest(0)
+    first = _add(store, _result())
+    assert store.digest(0) == nothing, "no trial sealed: the same before and after a write"
+    sealed = store.digest(first)
+    _add(store, _result(), seed=1)
+    assert store.digest(first) == sealed, "a later trial leaves an earlier seal as it was"
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE trials SET status = 'diverged' WHERE id = 1")
+    assert store.digest(first) != sealed
