@@ -25,6 +25,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -36,6 +37,9 @@ from optarena.harness.executors import make_executor
 from optarena.harness.ray_executor import SLOT
 from optarena.leaderboard.store import Store
 from optarena.workloads.data import default_data_dir
+
+RAY = (sys.executable, "-m", "ray.scripts.scripts")
+"""Ray's command line, from this interpreter."""
 
 
 def _free_port() -> int:
@@ -51,7 +55,7 @@ def _node(arguments: list[str], temp_dir: Path, core: int | None) -> subprocess.
 
     return subprocess.Popen(
         [
-            *("ray", "start", "--block", "--num-cpus", "1", "--disable-usage-stats"),
+            *(*RAY, "start", "--block", "--num-cpus", "1", "--disable-usage-stats"),
             *("--resources", json.dumps({SLOT: 1}), "--temp-dir", str(temp_dir)),
             *("--object-store-memory", str(100 * 2**20), "--node-ip-address", "127.0.0.1"),
             *arguments,
@@ -64,7 +68,7 @@ def _node(arguments: list[str], temp_dir: Path, core: int | None) -> subprocess.
 
 
 def _slots(address: str) -> int:
-    status = subprocess.run(["ray", "status", "--address", address], capture_output=True)
+    status = subprocess.run([*RAY, "status", "--address", address], capture_output=True)
     for line in status.stdout.decode().splitlines():
         if line.strip().endswith(SLOT):
             return int(float(line.split("/")[1].split()[0]))

@@ -53,6 +53,8 @@ BENCHMARK = [
 """Two trials: digits_mlp and its held-out variant, one study each. The step cap ends them
 (the budget is far away), so two trials sharing a core stop where one alone does."""
 SLOTS = json.dumps({SLOT: 1})
+RAY = [sys.executable, "-m", "ray.scripts.scripts"]
+"""Ray's command line, from this interpreter (its ``ray`` script need not be on the PATH)."""
 
 
 def _free_port() -> int:
@@ -86,7 +88,7 @@ def _start_node(arguments: list[str], temp_dir: Path, log: Path) -> subprocess.P
     with log.open("w") as stream:
         return subprocess.Popen(
             [
-                "ray",
+                *RAY,
                 "start",
                 "--block",
                 "--num-cpus",
@@ -119,7 +121,7 @@ def _wait_for_slots(address: str, count: int, nodes: list[subprocess.Popen]) -> 
     while time.monotonic() < deadline:
         assert all(node.poll() is None for node in nodes), "a Ray node exited at start"
         status = subprocess.run(
-            ["ray", "status", "--address", address], capture_output=True, text=True
+            [*RAY, "status", "--address", address], capture_output=True, text=True
         ).stdout
         found = re.search(rf"/(\d+)(?:\.0)? {SLOT}", status)
         if found and int(found.group(1)) >= count:
