@@ -21,7 +21,9 @@ In both, a trial whose submission code raises (``SystemExit`` included) or that 
 ``diverged`` (the runner's own status).
 
 A third, `optarena.harness.ray_executor.RayExecutor`, runs each trial through a
-`ChildProcessExecutor` on a node of a Ray cluster, several at once (Ray is an optional extra).
+`ChildProcessExecutor` on a node of a Ray cluster, several at once (Ray is an optional extra);
+a fourth, `optarena.harness.slurm_executor.SlurmExecutor`, does so in a SLURM job per trial
+(submitit is an optional extra).
 """
 
 from __future__ import annotations
@@ -354,6 +356,8 @@ class ExecutorKind(StrEnum):
     """Each trial in this process: no containment, for debugging."""
     RAY = "ray"
     """Each trial as a Ray task, in its own processes on a node of a Ray cluster."""
+    SLURM = "slurm"
+    """Each trial as a SLURM job (submitit), in its own processes on a node of the cluster."""
 
 
 def make_executor(
@@ -362,10 +366,24 @@ def make_executor(
     limit: WallClockLimit | None = None,
     *,
     ray_address: str | None = None,
+    slurm_partition: str | None = None,
+    slurm_gpus_per_trial: int = 0,
 ) -> Executor:
     """The executor of ``kind`` reading data from ``data_dir``; ``ray_address`` is the Ray
-    cluster's (`optarena.harness.ray_executor.RayExecutor`)."""
+    cluster's (`optarena.harness.ray_executor.RayExecutor`), ``slurm_partition`` and
+    ``slurm_gpus_per_trial`` what each SLURM job asks for
+    (`optarena.harness.slurm_executor.SlurmExecutor`)."""
     kind = ExecutorKind(kind)
+    if kind is ExecutorKind.SLURM:
+        from optarena.harness.slurm_executor import SlurmExecutor
+
+        return SlurmExecutor(
+            data_dir,
+            limit,
+            local=ChildProcessExecutor,
+            partition=slurm_partition,
+            gpus_per_trial=slurm_gpus_per_trial,
+        )
     if kind is ExecutorKind.RAY:
         from optarena.harness.ray_executor import RayExecutor
 

@@ -55,9 +55,10 @@ class NightlyConfig:
     """SQLAlchemy URL; none: ``$OPTARENA_DB`` or ``sqlite:///optarena.db``."""
     output_dir: str = "nightly"
     executor: str = "child-process"
-    """child-process, in-process or ray: the Ray cluster of ``$RAY_ADDRESS`` (else one found
-    on this machine, else a local one), timing trials included (README: "Running on a
-    cluster")."""
+    """child-process, in-process, ray: the Ray cluster of ``$RAY_ADDRESS`` (else one found
+    on this machine, else a local one), or slurm: a SLURM job per trial in the cluster's
+    default partition, without GPUs (README: "SLURM"); timing trials included (README:
+    "Running on a cluster")."""
     reference: str = "nadamw"
     """The submission whose fixed trials are re-timed every night to measure the machine."""
     timing_seeds: int = 2

@@ -47,10 +47,7 @@ def slurm() -> None:
 def _benchmark(db: Path, data_dir: str, executor) -> dict[tuple, tuple]:
     """The plan run through ``executor`` into a new store at ``db``; the stored trials by
     (workload, study, trial, seed): status, steps and every evaluation."""
-    # The store exists before the trials start: the campaign's check that stored trials stay
-    # untouched (`Store.digest`) gives a store that does not exist yet another digest than an
-    # empty one, which it tells apart once two trials are in flight when the first is stored.
-    db.touch()
+    # The store does not exist yet: two trials in flight seal it before the first is stored.
     store = Store(f"sqlite:///{db}")
     planned = campaign.prepare("nadamw", "quick", CONFIG, store, data_dir, workloads=["digits_mlp"])
     assert len(planned.pending) == 2
@@ -129,3 +126,28 @@ def test_a_cancelled_job_is_retried_and_every_trial_is_stored_once(
     results.pop("overlap")
     assert results == reference
     assert sorted(path.name for path in folder.iterdir() if path.is_dir()) == cancelled
+
+
+def test_the_command_line_runs_a_benchmark_as_slurm_jobs(slurm, tmp_path, data_dir, capsys):
+    from optarena.harness import cli
+
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    code = cli.main(
+        ["benchmark", "--submission", "nadamw", "--ruleset", "self", "--suite", "quick",
+         "--workloads", "digits_mlp", "--no-held-out", "--studies", "1", "--max-steps", "20",
+         "--executor", "slurm", "--db", db, "--data-dir", data_dir]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert Store(db).benchmark_trials()["status"].tolist() == ["not_reached"]
+
+
+def test_slurm_options_need_the_slurm_executor(tmp_path, capsys):
+    from optarena.harness import cli
+
+    code = cli.main(
+        ["benchmark", "--submission", "nadamw", "--ruleset", "self", "--suite", "quick",
+         "--slurm-partition", "debug", "--db", f"sqlite:///{tmp_path / 'x.db'}"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "need --executor slurm" in err.strip().splitlines()[-1], err
+    assert not (tmp_path / "x.db").exists()

@@ -66,11 +66,17 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     data_dir = common.data_dir(args)
     if args.ray_address is not None and args.executor != "ray":
         raise UserError("--ray-address needs --executor ray")
+    if (args.slurm_partition, args.slurm_gpus_per_trial) != (None, None) and (
+        args.executor != "slurm"
+    ):
+        raise UserError("--slurm-partition and --slurm-gpus-per-trial need --executor slurm")
     executor = make_executor(
         args.executor,
         data_dir,
         WallClockLimit(margin=args.timeout_margin, setup_sec=args.setup),
         ray_address=args.ray_address,
+        slurm_partition=args.slurm_partition,
+        slurm_gpus_per_trial=args.slurm_gpus_per_trial or 0,
     )
     planned = campaign.prepare(
         args.submission, args.suite, config, store, data_dir, workloads=args.workloads
@@ -191,6 +197,16 @@ def register(commands) -> None:
         "--ray-address",
         help="with --executor ray: the Ray cluster's HEAD:PORT (default: $RAY_ADDRESS, or a "
         "cluster started on this machine, or a local one-slot cluster)",
+    )
+    sub.add_argument(
+        "--slurm-partition",
+        help="with --executor slurm: the partition each trial's job is submitted to (default: "
+        "the cluster's default partition)",
+    )
+    sub.add_argument(
+        "--slurm-gpus-per-trial",
+        type=common.positive_int,
+        help="with --executor slurm: GPUs each trial's job asks for (default none)",
     )
     common.add_json(sub)
     common.add_store(sub)

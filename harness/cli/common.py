@@ -187,8 +187,8 @@ def add_executor(sub: argparse.ArgumentParser, *, default: str = "child-process"
         "--executor",
         choices=[kind.value for kind in ExecutorKind],
         default=default,
-        help=f"child-process (contains crashes and hangs) or in-process (debugging); "
-        f"default {default}",
+        help=f"child-process (contains crashes and hangs), in-process (debugging), ray (a Ray "
+        f"cluster) or slurm (a SLURM job per trial); default {default}",
     )
 
 
