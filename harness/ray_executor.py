@@ -31,6 +31,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import logging
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -56,6 +57,10 @@ class NoTrialSlots(UserError, RuntimeError):
     """The Ray cluster has no node that declares trial slots."""
 
 
+class RayUnreachable(UserError, ConnectionError):
+    """Nothing answers at the Ray cluster's address."""
+
+
 class RayWorkerFailed(UserError, RuntimeError):
     """The harness itself failed on a Ray worker (not the trial): the node is not set up."""
 
@@ -69,6 +74,20 @@ def import_ray() -> Any:
             "the ray executor needs Ray, which is not installed: pip install 'optarena[ray]'"
         ) from None
     return ray
+
+
+def check_reachable(address: str, timeout_sec: float = 10.0) -> None:
+    """Raise `RayUnreachable` when nothing accepts a connection at a ``HOST:PORT`` address
+    (Ray itself would retry for minutes); other forms (``ray://``, ``auto``) are left to Ray."""
+    host, colon, port = address.rpartition(":")
+    if not colon or not host or "://" in host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_sec).close()
+    except OSError as error:
+        raise RayUnreachable(
+            f"cannot reach the Ray cluster at {address}: {error.strerror or error}"
+        ) from None
 
 
 def run_one(local: Callable[..., Any], trial: Trial, data_dir: str, limit: Any) -> FinishedTrial:
@@ -104,6 +123,8 @@ class RayExecutor:
         address: str | None = None,
     ):
         import_ray()
+        if address is not None:
+            check_reachable(address)
         self.data_dir = data_dir
         self.limit = limit
         self.local = local

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -26,12 +27,9 @@ from pathlib import Path
 
 import pytest
 
-from optarena.harness import benchmark, cli
-from optarena.harness.benchmark import BenchmarkConfig
-from optarena.harness.executors import SpecMismatch, make_executor
+from optarena.harness import cli
 from optarena.harness.ray_executor import SLOT
 from optarena.leaderboard.store import Store
-from optarena.submissions import loader
 
 BENCHMARK = [
     "benchmark",
@@ -82,9 +80,21 @@ class Cluster:
     head: subprocess.Popen
     node: subprocess.Popen
     root: Path
+    env: dict[str, str]
+    """What a process needs to reach the cluster: its token (Ray's token authentication)."""
 
 
-def _start_node(arguments: list[str], temp_dir: Path, log: Path) -> subprocess.Popen:
+def _ray_env() -> dict[str, str]:
+    """This environment with a token of the cluster's own (Ray 2.60 turns token authentication
+    on where ``~/.ray/auth_token`` exists; an explicit mode and token keep that file out of it),
+    without ``$RAY_ADDRESS``."""
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    return {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+
+
+def _start_node(
+    arguments: list[str], temp_dir: Path, log: Path, env: dict[str, str]
+) -> subprocess.Popen:
     with log.open("w") as stream:
         return subprocess.Popen(
             [
@@ -106,6 +116,7 @@ def _start_node(arguments: list[str], temp_dir: Path, log: Path) -> subprocess.P
             stdout=stream,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
         )
 
 
@@ -116,12 +127,17 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def _wait_for_slots(address: str, count: int, nodes: list[subprocess.Popen]) -> None:
+def _wait_for_slots(
+    address: str, count: int, nodes: list[subprocess.Popen], env: dict[str, str]
+) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        assert all(node.poll() is None for node in nodes), "a Ray node exited at start"
+        for node in nodes:
+            if node.poll() is not None:
+                log = Path(node.args[node.args.index("--temp-dir") + 1]).with_suffix(".log")
+                pytest.fail(f"a Ray node exited at start:\n{log.read_text()[-3000:]}")
         status = subprocess.run(
-            [*RAY, "status", "--address", address], capture_output=True, text=True
+            [*RAY, "status", "--address", address], capture_output=True, text=True, env=env
         ).stdout
         found = re.search(rf"/(\d+)(?:\.0)? {SLOT}", status)
         if found and int(found.group(1)) >= count:
@@ -137,6 +153,7 @@ def cluster() -> Iterator[Cluster]:
     root = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     port = _free_port()
     address = f"127.0.0.1:{port}"
+    env = _ray_env()
     started = time.monotonic()
     head = _start_node(
         [
@@ -149,19 +166,21 @@ def cluster() -> Iterator[Cluster]:
         ],
         root / "head",
         root / "head.log",
+        env,
     )
     nodes = [head]
     try:
-        _wait_for_slots(address, 1, nodes)
+        _wait_for_slots(address, 1, nodes, env)
         node = _start_node(
             ["--address", address, "--node-ip-address", "127.0.0.1"],
             root / "node",
             root / "node.log",
+            env,
         )
         nodes.append(node)
-        _wait_for_slots(address, 2, nodes)
+        _wait_for_slots(address, 2, nodes, env)
         print(f"two-node Ray cluster up in {time.monotonic() - started:.1f} s")
-        yield Cluster(address, head, node, root)
+        yield Cluster(address, head, node, root, env)
     finally:
         for process in reversed(nodes):
             _stop(process)
@@ -197,7 +216,7 @@ def reference(tmp_path_factory, data_dir) -> dict[tuple, tuple]:
     return results
 
 
-def _ray_benchmark(db_file: Path, data_dir: str, address: str, log: Path) -> subprocess.Popen:
+def _ray_benchmark(db_file: Path, data_dir: str, cluster: Cluster, log: Path) -> subprocess.Popen:
     # The store exists before the trials start: the campaign's check that stored trials stay
     # untouched (`Store.digest`) gives a store that does not exist yet another digest than an
     # empty one, which it tells apart once two trials are in flight when the first is stored.
@@ -206,10 +225,10 @@ def _ray_benchmark(db_file: Path, data_dir: str, address: str, log: Path) -> sub
     command = [sys.executable, "-m", "optarena", *BENCHMARK, "--db", db, "--data-dir", data_dir]
     with log.open("w") as stream:
         return subprocess.Popen(
-            [*command, "--executor", "ray", "--ray-address", address],
+            [*command, "--executor", "ray", "--ray-address", cluster.address],
             stdout=stream,
             stderr=subprocess.STDOUT,
-            env={key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"},
+            env=cluster.env,
         )
 
 
@@ -219,7 +238,7 @@ def test_ray_runs_every_trial_once_with_the_child_process_results(
     db = f"sqlite:///{tmp_path / 'ray.db'}"
     log = tmp_path / "ray.log"
     started = time.monotonic()
-    benchmark = _ray_benchmark(tmp_path / "ray.db", data_dir, cluster.address, log)
+    benchmark = _ray_benchmark(tmp_path / "ray.db", data_dir, cluster, log)
     assert benchmark.wait(timeout=300) == 0, log.read_text()
     print(f"benchmark on Ray: {time.monotonic() - started:.1f} s")
     assert _results(db) == reference
@@ -249,7 +268,7 @@ def test_a_node_that_dies_mid_trial_costs_a_retry_and_every_trial_is_stored_once
 ):
     db = f"sqlite:///{tmp_path / 'killed.db'}"
     log = tmp_path / "killed.log"
-    benchmark = _ray_benchmark(tmp_path / "killed.db", data_dir, cluster.address, log)
+    benchmark = _ray_benchmark(tmp_path / "killed.db", data_dir, cluster, log)
     try:
         deadline = time.monotonic() + 120
         while not _trial_running_on(cluster.node):
@@ -279,18 +298,41 @@ SUBMISSION = Submission(
 """
 
 
+EDITED_AFTER_PLANNING = """
+import pathlib, sys
+from optarena.harness import benchmark
+from optarena.harness.benchmark import BenchmarkConfig
+from optarena.harness.executors import SpecMismatch, make_executor
+from optarena.submissions import loader
+
+path, data_dir, address = sys.argv[1:]
+config = BenchmarkConfig.for_ruleset("external", studies=1, trials=1, max_steps=5)
+(trial,) = benchmark.plan(loader.load(path).info, path, ["digits_mlp"], config)
+pathlib.Path(path).write_text(pathlib.Path(path).read_text() + "# edited\\n")
+executor = make_executor("ray", data_dir, ray_address=address)
+try:
+    list(executor.run([trial]))
+except SpecMismatch as error:
+    print(f"refused: {error}")
+finally:
+    executor.close()
+"""
+
+
 def test_a_submission_edited_after_planning_is_refused_on_the_worker(cluster, tmp_path, data_dir):
+    # In a process of its own: Ray reads its authentication settings once per process.
     path = tmp_path / "fixed.py"
     path.write_text(FIXED)
-    config = BenchmarkConfig.for_ruleset("external", studies=1, trials=1, max_steps=5)
-    (trial,) = benchmark.plan(loader.load(str(path)).info, str(path), ["digits_mlp"], config)
-    path.write_text(FIXED + "# edited\n")
-    executor = make_executor("ray", data_dir, ray_address=cluster.address)
-    try:
-        with pytest.raises(SpecMismatch, match="changed since the benchmark was planned"):
-            list(executor.run([trial]))
-    finally:
-        executor.close()
+    completed = subprocess.run(
+        [sys.executable, "-c", EDITED_AFTER_PLANNING, str(path), data_dir, cluster.address],
+        capture_output=True,
+        text=True,
+        env=cluster.env,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "refused: " in completed.stdout, completed.stderr
+    assert "changed since the benchmark was planned" in completed.stdout
 
 
 def test_without_ray_the_ray_executor_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path):
@@ -310,3 +352,13 @@ def test_a_ray_address_without_the_ray_executor_is_refused(capsys, tmp_path):
     argv = [*BENCHMARK, "--db", db, "--ray-address", "127.0.0.1:1"]
     assert cli.main(argv) == 2
     assert capsys.readouterr().err == "optarena: error: --ray-address needs --executor ray\n"
+
+
+def test_a_ray_address_where_nothing_answers_is_one_line_and_exit_2(capsys, tmp_path):
+    pytest.importorskip("ray")
+    address = f"127.0.0.1:{_free_port()}"
+    db = f"sqlite:///{tmp_path / 'none.db'}"
+    assert cli.main([*BENCHMARK, "--db", db, "--executor", "ray", "--ray-address", address]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"optarena: error: cannot reach the Ray cluster at {address}: ")
+    assert error.count("\n") == 1
