@@ -23,7 +23,9 @@ one planned: `SpecMismatch`) is raised here, as locally; any other exception the
 failure of the harness on that node (optarena not installed, say), not of the trial: it is
 raised as `RayWorkerFailed` and nothing else runs.
 
-Ray is imported only when an executor runs (it is an optional extra: ``optarena[ray]``).
+Ray is imported only when a `RayExecutor` is made (it is an optional extra:
+``optarena[ray]``). ``local`` is passed in (`optarena.harness.executors.make_executor` does)
+rather than imported, since that module imports this one.
 """
 
 from __future__ import annotations
