@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -77,7 +78,10 @@ def _slots(address: str) -> int:
 
 @contextlib.contextmanager
 def cluster(root: Path) -> Iterator[str]:
-    """A head and one more node on this machine; yields the head's address."""
+    """A head and one more node on this machine; yields the head's address. The nodes and this
+    process share a token of their own (Ray's token authentication), whatever
+    ``~/.ray/auth_token`` holds."""
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
     cores = sorted(os.sched_getaffinity(0))
     port = _free_port()
     address = f"127.0.0.1:{port}"
