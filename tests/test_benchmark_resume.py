@@ -33,6 +33,9 @@ BENCHMARK = (
     "2",
     "--max-steps",
     "50",
+    # Far from the budget: the step cap ends every trial, however loaded the machine.
+    "--budget-factor",
+    "100",
     "--seed",
     "5",
 )

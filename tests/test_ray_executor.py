@@ -217,10 +217,6 @@ def reference(tmp_path_factory, data_dir) -> dict[tuple, tuple]:
 
 
 def _ray_benchmark(db_file: Path, data_dir: str, cluster: Cluster, log: Path) -> subprocess.Popen:
-    # The store exists before the trials start: the campaign's check that stored trials stay
-    # untouched (`Store.digest`) gives a store that does not exist yet another digest than an
-    # empty one, which it tells apart once two trials are in flight when the first is stored.
-    db_file.touch()
     db = f"sqlite:///{db_file}"
     command = [sys.executable, "-m", "optarena", *BENCHMARK, "--db", db, "--data-dir", data_dir]
     with log.open("w") as stream:
