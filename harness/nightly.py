@@ -179,7 +179,14 @@ def plan(config: NightlyConfig, data_dir: str) -> NightPlan:
 
 def executor_for(config: NightlyConfig, data_dir: str) -> Executor:
     """The executor the config names, with the benchmark's default wall-clock limit."""
-    return make_executor(config.executor, data_dir, WallClockLimit())
+    return make_executor(
+        config.executor,
+        data_dir,
+        WallClockLimit(),
+        ray_address=config.ray_address,
+        slurm_partition=config.slurm_partition,
+        slurm_gpus_per_trial=config.slurm_gpus_per_trial or 0,
+    )
 
 
 def _speed_factors(store: Store, timing_now: pd.DataFrame) -> pd.DataFrame:

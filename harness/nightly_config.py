@@ -55,10 +55,15 @@ class NightlyConfig:
     """SQLAlchemy URL; none: ``$OPTARENA_DB`` or ``sqlite:///optarena.db``."""
     output_dir: str = "nightly"
     executor: str = "child-process"
-    """child-process, in-process, ray: the Ray cluster of ``$RAY_ADDRESS`` (else one found
-    on this machine, else a local one), or slurm: a SLURM job per trial in the cluster's
-    default partition, without GPUs (README: "SLURM"); timing trials included (README:
-    "Running on a cluster")."""
+    """child-process, in-process, ray (the cluster at ``ray_address``) or slurm (a SLURM job
+    per trial, see ``slurm_partition``); timing trials included (README: "Running on a
+    cluster")."""
+    ray_address: str | None = None
+    """With ``executor = "ray"``: the cluster's ``HOST:PORT``; none: as ``--executor ray``."""
+    slurm_partition: str | None = None
+    """With ``executor = "slurm"``: the partition each trial's job goes to."""
+    slurm_gpus_per_trial: int | None = None
+    """With ``executor = "slurm"``: the GPUs each trial's job asks for (none: no GPU)."""
     reference: str = "nadamw"
     """The submission whose fixed trials are re-timed every night to measure the machine."""
     timing_seeds: int = 2
@@ -139,6 +144,15 @@ def _validate(config: NightlyConfig) -> NightlyConfig:
         raise ConfigError(f"level must be between 0 and 1, got {config.level}")
     if config.executor not in EXECUTORS:
         raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}")
+    if config.ray_address is not None and config.executor != ExecutorKind.RAY:
+        raise ConfigError('ray_address needs executor = "ray"')
+    slurm = (config.slurm_partition, config.slurm_gpus_per_trial)
+    if slurm != (None, None) and config.executor != ExecutorKind.SLURM:
+        raise ConfigError('slurm_partition and slurm_gpus_per_trial need executor = "slurm"')
+    if config.slurm_gpus_per_trial is not None and config.slurm_gpus_per_trial <= 0:
+        raise ConfigError(
+            f"slurm_gpus_per_trial must be positive, got {config.slurm_gpus_per_trial}"
+        )
     if len(set(config.submissions)) != len(config.submissions):
         raise ConfigError("submissions names a submission twice")
     return config

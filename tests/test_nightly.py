@@ -232,6 +232,9 @@ def test_reproduce_times_flags_a_wrong_recorded_score(tmp_path):
         ("studies = [\n", "not valid TOML"),
         ('submissions = ["no_such_submission"]\n', "unknown submission 'no_such_submission'"),
         ('workloads = ["mnist_cnn"]\n', "workloads must be base workloads"),
+        ('ray_address = "head:6379"\n', 'ray_address needs executor = "ray"'),
+        ('executor = "ray"\nslurm_partition = "gpu"\n', 'need executor = "slurm"'),
+        ('executor = "slurm"\nslurm_gpus_per_trial = 0\n', "must be positive, got 0"),
     ],
 )
 def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, text, message):
