@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from stored import stored_trials
+
 from optarena.harness import cli
 from optarena.leaderboard.store import Store
 from optarena.workloads.data import DATA_DIR_ENV
@@ -42,20 +44,9 @@ BENCHMARK = (
 
 
 def _results(db: str) -> dict[tuple, tuple]:
-    """Stored benchmark trials by (workload, study, trial, seed), in storing order; each once."""
+    """Stored benchmark trials by (workload, study, trial, seed) (`stored.stored_trials`)."""
     store = Store(db, create=False)
-    results: dict[tuple, tuple] = {}
-    for row in store.benchmark_trials().itertuples():
-        key = (row.workload, row.study, row.trial, row.seed)
-        assert key not in results, f"{key} stored twice"
-        points = store.eval_points(int(row.trial_id))
-        assert points, f"{key} stored without its evaluations"
-        results[key] = (
-            row.status,
-            row.steps_to_target,
-            store.trial(int(row.trial_id))["hparams"],
-            [(p.step, p.train_loss, dict(p.validation), dict(p.test)) for p in points],
-        )
+    results = stored_trials(store)
     store.close()
     return results
 

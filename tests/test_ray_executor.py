@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from stored import stored_trials
 
 from optarena.harness import cli
 from optarena.harness.ray_executor import SLOT
@@ -188,18 +189,9 @@ def cluster() -> Iterator[Cluster]:
 
 
 def _results(db: str) -> dict[tuple, tuple]:
-    """Stored trials by (workload, study, trial, seed): status, steps and every evaluation."""
+    """Stored benchmark trials by (workload, study, trial, seed) (`stored.stored_trials`)."""
     store = Store(db, create=False)
-    results: dict[tuple, tuple] = {}
-    for row in store.benchmark_trials().itertuples():
-        key = (row.workload, row.study, row.trial, row.seed)
-        assert key not in results, f"{key} stored twice"
-        points = store.eval_points(int(row.trial_id))
-        results[key] = (
-            row.status,
-            row.steps_to_target,
-            [(p.step, p.train_loss, dict(p.validation), dict(p.test)) for p in points],
-        )
+    results = stored_trials(store)
     store.close()
     return results
 
@@ -212,7 +204,7 @@ def reference(tmp_path_factory, data_dir) -> dict[tuple, tuple]:
     assert cli.main(argv) == 0
     results = _results(db)
     assert len(results) == 2
-    assert all(points for _, _, points in results.values())
+    assert all(points for *_, points in results.values())
     return results
 
 

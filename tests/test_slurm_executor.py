@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from stored import stored_trials
 
 from optarena.harness import campaign
 from optarena.harness.benchmark import BenchmarkConfig
@@ -46,22 +47,13 @@ def slurm() -> None:
 
 def _benchmark(db: Path, data_dir: str, executor) -> dict[tuple, tuple]:
     """The plan run through ``executor`` into a new store at ``db``; the stored trials by
-    (workload, study, trial, seed): status, steps and every evaluation."""
+    (workload, study, trial, seed) (`stored.stored_trials`), and whether the trials overlapped."""
     # The store does not exist yet: two trials in flight seal it before the first is stored.
     store = Store(f"sqlite:///{db}")
     planned = campaign.prepare("nadamw", "quick", CONFIG, store, data_dir, workloads=["digits_mlp"])
     assert len(planned.pending) == 2
     campaign.run(planned, executor, store)
-    results: dict[tuple, tuple] = {}
-    for row in store.benchmark_trials().itertuples():
-        key = (row.workload, row.study, row.trial, row.seed)
-        assert key not in results, f"{key} stored twice"
-        points = store.eval_points(int(row.trial_id))
-        results[key] = (
-            row.status,
-            row.steps_to_target,
-            [(p.step, p.train_loss, dict(p.validation), dict(p.test)) for p in points],
-        )
+    results = stored_trials(store)
     times = [store.trial(int(i)) for i in store.benchmark_trials()["trial_id"]]
     store.close()
     results["overlap"] = max(t["started_at"] for t in times) < min(t["finished_at"] for t in times)
@@ -75,7 +67,7 @@ def reference(tmp_path_factory, data_dir) -> dict[tuple, tuple]:
     results = _benchmark(db, data_dir, ChildProcessExecutor(data_dir))
     assert not results.pop("overlap")
     assert len(results) == 2
-    assert all(status == "not_reached" and points for status, _, points in results.values())
+    assert all(status == "not_reached" and points for status, *_, points in results.values())
     return results
 
 
