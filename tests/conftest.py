@@ -1,10 +1,14 @@
 """Shared fixtures: one prepared-data directory per session and a controllable fake clock;
-XLA flags as in trial processes, and a core of its own for each pytest-xdist worker."""
+XLA flags as in trial processes, a core of its own for each pytest-xdist worker, and one
+persistent XLA compilation cache for the whole run."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
+import jax
 import postgres
 import pytest
 
@@ -23,6 +27,38 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker is not None and hasattr(os, "sched_setaffinity"):
         cores = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cores[int(worker.removeprefix("gw")) % len(cores)]})
+    _share_compiled_programs(config)
+
+
+COMPILATION_CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+
+
+def _share_compiled_programs(config: pytest.Config) -> None:
+    """One persistent XLA compilation cache for the run: the controller makes it, and the
+    pytest-xdist workers and every trial process they start inherit it through the environment.
+
+    Hundreds of tests compile the same few train steps in fresh processes; loading an
+    executable instead of compiling it again changes no result (the cache key is the program,
+    its compile options and the jax version), only how long the suite takes. A cache the
+    caller set is used as it is and kept.
+    """
+    folder = os.environ.get(COMPILATION_CACHE_ENV)
+    if not folder:
+        folder = tempfile.mkdtemp(prefix="optarena-test-xla-cache-")
+        os.environ[COMPILATION_CACHE_ENV] = folder
+        os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+        os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    # This process imported jax before reading the environment (through optarena.workloads).
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update(
+        "jax_persistent_cache_min_compile_time_secs",
+        float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")),
+    )
+    jax.config.update(
+        "jax_persistent_cache_min_entry_size_bytes",
+        int(os.environ.get("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")),
+    )
 
 
 class FakeClock:
