@@ -99,7 +99,7 @@ def _ruleset_config(config: NightlyConfig, ruleset: str) -> benchmark.BenchmarkC
         seed=config.seed,
         budget_factor=config.budget_factor,
         max_steps=config.max_steps,
-        held_out=config.held_out,
+        held_out_variants=config.held_out_variants,
     )
 
 

@@ -55,7 +55,6 @@ def _write_config(folder: Path) -> Path:
         f"""
 suite = "quick"
 workloads = ["digits_mlp"]
-held_out = false
 rulesets = ["external"]
 studies = 2
 trials = 1
