@@ -32,7 +32,7 @@ import pandas as pd
 from rich.table import Table
 
 from optarena.errors import UserError
-from optarena.harness import campaign
+from optarena.harness import campaign, describing
 from optarena.harness.benchmark import BenchmarkConfig
 from optarena.harness.cli import benchmark as benchmark_cli
 from optarena.harness.cli import common, progress
@@ -72,6 +72,7 @@ def campaigns(
 ) -> list[campaign.Campaign]:
     """One prepared campaign per mapped entry, under its ruleset, as `optarena benchmark`."""
     prepared = []
+    described = {name: describing.describe(name) for name in entries["optarena_name"].unique()}
     for ruleset, name in zip(entries["ruleset"], entries["optarena_name"], strict=True):
         config = BenchmarkConfig.for_ruleset(
             ruleset,
@@ -83,7 +84,15 @@ def campaigns(
             held_out_variants=benchmark_cli.held_out_variants(args.held_out_variants),
         )
         prepared.append(
-            campaign.prepare(name, args.suite, config, store, data_dir, workloads=args.workloads)
+            campaign.prepare(
+                name,
+                args.suite,
+                config,
+                store,
+                data_dir,
+                workloads=args.workloads,
+                loaded=described[name],
+            )
         )
     return prepared
 
@@ -112,6 +121,7 @@ def run_all(planned: list[campaign.Campaign], store: Store, args, data_dir: str)
 
 def export(trials: pd.DataFrame, found: fidelity.Fidelity, folder: Path) -> dict[str, Path]:
     """The scored trials, their study times and the scores, as dated CSV files in ``folder``."""
+    folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     stem = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     paths = {kind: folder / f"{stem}-{kind}.csv" for kind in ("trials", "times", "scores")}
