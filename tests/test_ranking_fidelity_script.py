@@ -3,10 +3,8 @@ workload, one study of one trial, a store of its own; resumed, exported and re-s
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from optarena.harness import cli
@@ -20,29 +18,39 @@ baseline,self_tuning,nadamw
 """
 
 
-def _script(tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "ranking_fidelity.py"), *options],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=tmp_path,
-        env=os.environ,
+def _load_script():
+    spec = importlib.util.spec_from_file_location(
+        "ranking_fidelity", ROOT / "bench" / "ranking_fidelity.py"
     )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SCRIPT = _load_script()
+
+
+def _script(capsys, *options: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = SCRIPT.main(list(options))
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def test_a_shrunken_study_runs_resumes_and_reproduces(tmp_path, data_dir, capsys):
     (tmp_path / "entries.csv").write_text(ENTRIES)
     options = (
-        "--entries", "entries.csv", "--suite", "quick", "--workloads", "digits_mlp",
+        "--entries", str(tmp_path / "entries.csv"), "--suite", "quick",
+        "--workloads", "digits_mlp",
         "--studies", "1", "--trials", "1", "--max-steps", "30", "--budget-factor", "100",
         "--executor", "in-process", "--db", f"sqlite:///{tmp_path / 'study.db'}",
-        "--data-dir", data_dir, "--replicates", "50", "--output-dir", "out", "--json",
+        "--data-dir", data_dir, "--replicates", "50", "--output-dir", str(tmp_path / "out"),
+        "--json",
     )  # fmt: skip
-    first = _script(tmp_path, *options)
-    assert first.returncode == 0, first.stderr
-    assert "3 trials: 0 already stored, 3 to run" in first.stderr
-    found = json.loads(first.stdout)
+    code, out, err = _script(capsys, *options)
+    assert code == 0, err
+    assert "3 trials: 0 already stored, 3 to run" in err
+    found = json.loads(out)
     entries = [(e["ruleset"], e["published_name"], e["optarena_name"]) for e in found["entries"]]
     assert entries == [
         ("external", "schedule_free_adamw", "schedule_free_adamw"),
@@ -59,24 +67,25 @@ def test_a_shrunken_study_runs_resumes_and_reproduces(tmp_path, data_dir, capsys
     }
     assert {w["workload"] for w in found["workloads"]} == {"digits_mlp"}
 
-    again = _script(tmp_path, *options)
-    assert again.returncode == 0, again.stderr
-    assert "3 trials: 3 already stored, 0 to run" in again.stderr
-    assert json.loads(again.stdout)["entries"] == found["entries"]
+    code, out, err = _script(capsys, *options)
+    assert code == 0, err
+    assert "3 trials: 3 already stored, 0 to run" in err
+    assert json.loads(out)["entries"] == found["entries"]
 
     files = found["files"]
     assert {Path(path).parent for path in files.values()} == {tmp_path / "out"}
-    times, scores = (str(tmp_path / "out" / Path(files[kind]).name) for kind in ("times", "scores"))
+    times, scores = files["times"], files["scores"]
     capsys.readouterr()
     assert cli.main(["reproduce", "--times", times, "--scores", scores, "--json"]) == 0
     compared = json.loads(capsys.readouterr().out)
     assert len(compared) == 3 and all(row["match"] for row in compared)
 
 
-def test_a_bad_mapping_is_one_line_and_exit_2(tmp_path):
+def test_a_bad_mapping_is_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "entries.csv").write_text("published_name,ruleset,optarena_name\nx,weekly,adam\n")
-    done = _script(tmp_path, "--entries", "entries.csv", "--db", f"sqlite:///{tmp_path / 's.db'}")
-    assert (
-        done.returncode == 2 and done.stderr.count("\n") == 1 and "unknown ruleset" in done.stderr
+    db = tmp_path / "s.db"
+    code, out, err = _script(
+        capsys, "--entries", str(tmp_path / "entries.csv"), "--db", f"sqlite:///{db}"
     )
-    assert not (tmp_path / "s.db").exists()
+    assert code == 2 and out == "" and err.count("\n") == 1 and "unknown ruleset" in err
+    assert not db.exists()
