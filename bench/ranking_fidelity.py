@@ -32,13 +32,11 @@ import pandas as pd
 from rich.table import Table
 
 from optarena.errors import UserError
-from optarena.harness import campaign, describing
-from optarena.harness.benchmark import BenchmarkConfig
+from optarena.harness import benchmark, campaign, describing
 from optarena.harness.cli import benchmark as benchmark_cli
 from optarena.harness.cli import common, progress
 from optarena.harness.executors import make_executor
 from optarena.leaderboard.store import Store
-from optarena.records import Ruleset
 from optarena.scoring import fidelity
 from optarena.scoring.aggregate import study_times
 
@@ -74,10 +72,10 @@ def campaigns(
     prepared = []
     described = {name: describing.describe(name) for name in entries["optarena_name"].unique()}
     for ruleset, name in zip(entries["ruleset"], entries["optarena_name"], strict=True):
-        config = BenchmarkConfig.for_ruleset(
+        config = benchmark.ruleset_config(
             ruleset,
+            external_trials=args.trials,
             studies=args.studies,
-            trials=args.trials if ruleset == Ruleset.EXTERNAL else None,
             seed=args.seed,
             budget_factor=args.budget_factor,
             max_steps=args.max_steps,

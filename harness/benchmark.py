@@ -102,6 +102,15 @@ class BenchmarkConfig:
         return cls(ruleset=ruleset, **fields)
 
 
+def ruleset_config(
+    ruleset: Ruleset | str, *, external_trials: int | None, **overrides: Any
+) -> BenchmarkConfig:
+    """`BenchmarkConfig.for_ruleset` with ``external_trials`` trials per study under external
+    tuning; self-tuning keeps its own (one per study). For commands that run both rulesets."""
+    trials = external_trials if ruleset == Ruleset.EXTERNAL else None
+    return BenchmarkConfig.for_ruleset(ruleset, trials=trials, **overrides)
+
+
 def check_held_out_variants(value: object) -> int:
     """``value`` if it is a valid number of held-out variants per base; else a `PlanError`."""
     valid = isinstance(value, int) and not isinstance(value, bool)
