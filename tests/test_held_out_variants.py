@@ -10,6 +10,7 @@ import pytest
 
 from optarena.harness import benchmark, campaign, cli, nightly_config
 from optarena.harness.benchmark import BenchmarkConfig, PlanError
+from optarena.leaderboard.snapshots import load_snapshot
 from optarena.leaderboard.store import Store
 from optarena.workloads import registry, suites
 
@@ -100,3 +101,32 @@ def test_the_nightly_config_passes_the_number_on_and_compares_nights_by_it(tmp_p
     one = nightly_config.load(str(path))
     assert one.held_out_variants == 1 and one.to_dict()["held_out_variants"] == 1
     assert one.comparison_key() != nightly_config.load(None).comparison_key()
+
+
+def test_a_variant_benchmark_records_its_setting_and_reproduces_from_its_snapshot(
+    tmp_path, data_dir
+):
+    db = f"sqlite:///{tmp_path / 'variants.db'}"
+    command = (
+        "benchmark", "--submission", "nadamw", "--ruleset", "self", "--suite", "quick",
+        "--workloads", "digits_mlp", "--studies", "1", "--max-steps", "5",
+        "--executor", "in-process", "--db", db, "--data-dir", data_dir,
+    )  # fmt: skip
+    code, _, err = _main(*command, "--held-out-variants", "1", "--seed", "4")
+    assert code == 0, err
+    (variant,) = benchmark.draw_variants(["digits_mlp"], seed=4)["digits_mlp"]
+    assert f"digits_mlp -> {variant}" in err and "2 to run" in err
+    stored = Store(db).benchmark_trials()
+    assert stored["workload"].tolist() == ["digits_mlp", variant]
+    assert stored["held_out_variants"].tolist() == [1, 1]
+
+    code, _, err = _main(*command, "--held-out-variants", "1", "--seed", "4")
+    assert code == 0 and "2 already stored, 0 to run" in err
+    code, _, err = _main(*command, "--seed", "4")
+    assert code == 0 and "1 already stored, 0 to run" in err
+
+    assert _main("score", "--db", db, "--replicates", "20")[0] == 0
+    snapshot = load_snapshot(Store(db), 1)
+    assert sorted(snapshot.trials["workload"]) == sorted(["digits_mlp", variant])
+    code, out, err = _main("reproduce", "--snapshot", "1", "--db", db)
+    assert code == 0 and "5 of 5 values within" in out, out + err
