@@ -69,6 +69,7 @@ def campaigns(
     args: argparse.Namespace, entries: pd.DataFrame, store: Store, data_dir: str
 ) -> list[campaign.Campaign]:
     """One prepared campaign per mapped entry, under its ruleset, as `optarena benchmark`."""
+    held_out = benchmark_cli.held_out_variants(args.held_out_variants)
     prepared = []
     described = {name: describing.describe(name) for name in entries["optarena_name"].unique()}
     for ruleset, name in zip(entries["ruleset"], entries["optarena_name"], strict=True):
@@ -79,7 +80,7 @@ def campaigns(
             seed=args.seed,
             budget_factor=args.budget_factor,
             max_steps=args.max_steps,
-            held_out_variants=benchmark_cli.held_out_variants(args.held_out_variants),
+            held_out_variants=held_out,
         )
         prepared.append(
             campaign.prepare(
