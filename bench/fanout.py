@@ -146,7 +146,7 @@ def main() -> None:
     args = parser.parse_args()
     data_dir = args.data_dir or default_data_dir()
     config = BenchmarkConfig.for_ruleset(
-        "external", studies=args.studies, trials=args.trials, seed=args.seed
+        "external", studies=args.studies, trials=args.trials, seed=args.seed, held_out_variants=1
     )
     # Data preparation is a one-off per machine, not part of a benchmark's cost.
     campaign.prepare(args.submission, args.suite, config, Store("sqlite://"), data_dir)

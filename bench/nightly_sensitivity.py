@@ -112,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     hparams = calibration.load_record(args.workload)["chosen_hparams"]
     config = NightlyConfig(
         workloads=(args.workload,),
-        held_out=False,
         rulesets=("self",),
         studies=3,
         trials=1,

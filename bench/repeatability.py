@@ -44,7 +44,7 @@ def run_benchmark(args: argparse.Namespace, db: Path, data_dir: str) -> pd.DataF
     """Every submission's external-tuning benchmark into ``db``; its benchmark trials."""
     store = Store(f"sqlite:///{db}")
     config = BenchmarkConfig.for_ruleset(
-        "external", studies=args.studies, trials=args.trials, seed=args.seed
+        "external", studies=args.studies, trials=args.trials, seed=args.seed, held_out_variants=1
     )
     executor = make_executor("child-process", data_dir)
     for name in args.submissions:

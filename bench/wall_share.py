@@ -44,7 +44,7 @@ def main() -> None:
     # A self-tuning study is one trial.
     trials = args.trials if args.ruleset == "external" else None
     config = BenchmarkConfig.for_ruleset(
-        args.ruleset, studies=args.studies, trials=trials, seed=args.seed
+        args.ruleset, studies=args.studies, trials=trials, seed=args.seed, held_out_variants=1
     )
     with tempfile.TemporaryDirectory() as folder:
         store = Store(f"sqlite:///{Path(folder) / 'wall_share.db'}")

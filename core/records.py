@@ -91,13 +91,16 @@ class TrialConfig:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class BenchmarkPlace:
-    """Where a benchmark trial sits: its ruleset, study and trial index, and the benchmark's
-    seed (from which its held-out draw, points and trial seed derive)."""
+    """Where a benchmark trial sits: its ruleset, study and trial index, the benchmark's seed
+    (from which its held-out draw, points and trial seed derive) and how many held-out
+    variants per base the benchmark drew (not part of the trial's identity: a base trial is
+    the same trial whatever the draw around it)."""
 
     ruleset: Ruleset
     study: int
     trial: int
     benchmark_seed: int
+    held_out_variants: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ruleset", Ruleset(self.ruleset))

@@ -1,14 +1,15 @@
 """Benchmark plans under AlgoPerf's two rulesets: which trials run, with which points and seeds.
 
-A benchmark runs a submission on every workload of a suite: each base workload and one held-out
-variant of it, drawn from the benchmark seed; a plan is a list of `Trial`s. Under the
-**external** ruleset each study samples its own points from the submission's search space (a
-scrambled Halton sequence seeded per study) and runs one trial per point; under **self-tuning**
-the submission gets ``hparams=None`` and a longer budget, one trial per study. Every trial's
-seed is derived from ``(benchmark seed, workload, study, trial)``, so a plan is a pure function
-of its inputs: the same command plans the same trials, and a rerun can recognise the ones
-already stored. The main job (`optarena quickstart`) plans the same way with the ``default``
-ruleset: each submission at its default point, one study per seed.
+A benchmark runs a submission on every base workload of a suite and, when the config asks for
+``held_out_variants`` (AlgoPerf v0.5 scored one per base; v0.6, the default here, none), that
+many held-out variants of each base, drawn from the benchmark seed; a plan is a list of
+`Trial`s. Under the **external** ruleset each study samples its own points from the
+submission's search space (a scrambled Halton sequence seeded per study) and runs one trial per
+point; under **self-tuning** the submission gets ``hparams=None`` and a longer budget, one trial
+per study. Every trial's seed is derived from ``(benchmark seed, workload, study, trial)``, so a
+plan is a pure function of its inputs: the same command plans the same trials, and a rerun can
+recognise the ones already stored. The main job (`optarena quickstart`) plans the same way with
+the ``default`` ruleset: each submission at its default point, one study per seed.
 
 Nothing here runs a trial; a campaign does (`optarena.harness.campaign`).
 """
@@ -41,6 +42,8 @@ class RulesetDefaults:
 MAX_STUDIES = 1000
 MAX_TRIALS = 1000
 """The most studies per workload and trials per study a benchmark plans."""
+MAX_HELD_OUT_VARIANTS = 100
+"""The most held-out variants per base a benchmark asks for (a base with fewer gives them all)."""
 
 DEFAULTS: Mapping[Ruleset, RulesetDefaults] = {
     # AlgoPerf v0.6: 3 studies x 5 trials, the workload's budget.
@@ -66,10 +69,13 @@ class BenchmarkConfig:
     seed: int
     budget_factor: float
     max_steps: int | None = None
-    held_out: bool = True
+    held_out_variants: int = 0
+    """Held-out variants per base workload drawn, run and scored: 0 as AlgoPerf v0.6 (its
+    current rules), 1 as v0.5 (a base's time becomes infinite where its variant misses)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ruleset", Ruleset(self.ruleset))
+        check_held_out_variants(self.held_out_variants)
         if not (0 < self.studies <= MAX_STUDIES and 0 < self.trials <= MAX_TRIALS):
             raise ValueError(
                 f"studies must be 1 to {MAX_STUDIES} and trials 1 to {MAX_TRIALS}, got "
@@ -96,6 +102,26 @@ class BenchmarkConfig:
         return cls(ruleset=ruleset, **fields)
 
 
+def ruleset_config(
+    ruleset: Ruleset | str, *, external_trials: int | None, **overrides: Any
+) -> BenchmarkConfig:
+    """`BenchmarkConfig.for_ruleset` with ``external_trials`` trials per study under external
+    tuning; self-tuning keeps its own (one per study). For commands that run both rulesets."""
+    trials = external_trials if ruleset == Ruleset.EXTERNAL else None
+    return BenchmarkConfig.for_ruleset(ruleset, trials=trials, **overrides)
+
+
+def check_held_out_variants(value: object) -> int:
+    """``value`` if it is a valid number of held-out variants per base; else a `PlanError`."""
+    valid = isinstance(value, int) and not isinstance(value, bool)
+    if not (valid and 0 <= value <= MAX_HELD_OUT_VARIANTS):
+        raise PlanError(
+            f"held_out_variants must be an integer from 0 to {MAX_HELD_OUT_VARIANTS} (0: none, "
+            f"as AlgoPerf v0.6; 1: one per base workload, as v0.5), got {value!r}"
+        )
+    return value
+
+
 def derive_seed(*parts: object) -> int:
     """A seed in ``[0, 2**31)`` from the parts' text: stable across runs, machines and Pythons."""
     text = "/".join(str(part) for part in parts)
@@ -119,17 +145,24 @@ def held_out_candidates(base: str) -> list[str]:
     return [name for name in registry.names() if registry.get(name).spec.base == base]
 
 
-def draw_variants(bases: Sequence[str], seed: int) -> dict[str, str]:
-    """One held-out variant per base (bases without a variant are left out), drawn from ``seed``.
+def draw_variants(bases: Sequence[str], seed: int, count: int = 1) -> dict[str, tuple[str, ...]]:
+    """``count`` held-out variants per base (all of them where a base has fewer; bases without
+    a variant, or every base when ``count`` is 0, are left out), drawn from ``seed``.
 
-    The draw for a base depends only on the seed, the base's name and its candidates, so it is
-    the same whatever else the suite holds, and can be reproduced from the recorded seed.
+    The first variant of a base is its candidate at ``derive_seed("held_out", seed, base)``
+    modulo their number, the next ones follow in name order, wrapping around: the draw for a
+    base depends only on the seed, the base's name and its candidates, so it is the same
+    whatever else the suite holds, can be reproduced from the recorded seed, and a larger
+    ``count`` keeps the variants a smaller one drew.
     """
+    check_held_out_variants(count)
     drawn = {}
     for base in bases:
         candidates = held_out_candidates(base)
-        if candidates:
-            drawn[base] = candidates[derive_seed("held_out", seed, base) % len(candidates)]
+        if candidates and count:
+            first = derive_seed("held_out", seed, base) % len(candidates)
+            taken = min(count, len(candidates))
+            drawn[base] = tuple(candidates[(first + k) % len(candidates)] for k in range(taken))
     return drawn
 
 
@@ -183,13 +216,12 @@ def submission_ref(loaded: SubmissionInfo, reference: str) -> SubmissionRef:
     )
 
 
-def benchmark_workloads(bases: Sequence[str], variants: Mapping[str, str]) -> list[str]:
-    """Each base followed by its held-out variant, if ``variants`` (see `draw_variants`) has one."""
+def benchmark_workloads(bases: Sequence[str], variants: Mapping[str, Sequence[str]]) -> list[str]:
+    """Each base followed by its held-out variants in ``variants`` (see `draw_variants`)."""
     names: list[str] = []
     for base in bases:
         names.append(base)
-        if base in variants:
-            names.append(variants[base])
+        names.extend(variants.get(base, ()))
     return names
 
 
@@ -229,6 +261,7 @@ def plan(
                             study=study,
                             trial=index,
                             benchmark_seed=config.seed,
+                            held_out_variants=config.held_out_variants,
                         ),
                     )
                 )

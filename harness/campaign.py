@@ -36,8 +36,8 @@ class Campaign:
 
     submission: SubmissionInfo
     config: BenchmarkConfig
-    variants: Mapping[str, str]
-    """The held-out variant drawn for each base workload."""
+    variants: Mapping[str, tuple[str, ...]]
+    """The held-out variants drawn for each base workload (none by default)."""
     trials: tuple[Trial, ...]
     stored: Mapping[tuple[Any, ...], int]
     """Stored trial ids by identity (`Trial.identity`), for the planned trials stored."""
@@ -93,7 +93,7 @@ def prepare(
     this process never imports it."""
     loaded = loaded or describing.describe(reference)
     bases = suites.base_workloads(suite, workloads)
-    variants = benchmark.draw_variants(bases, config.seed) if config.held_out else {}
+    variants = benchmark.draw_variants(bases, config.seed, config.held_out_variants)
     names = benchmark.benchmark_workloads(bases, variants)
     trials = benchmark.plan(loaded, reference, names, config)
     campaign = Campaign(loaded, config, variants, tuple(trials), store.stored_ids(trials))
@@ -201,9 +201,7 @@ def main_job(
     (held-out variants included when the suite lists them), one study per seed
     ``seed, seed + 1, ...``. Nothing is tuned, so it ranks default points, not algorithms."""
     names = suites.workloads(suite)
-    config = BenchmarkConfig.for_ruleset(
-        Ruleset.DEFAULT_POINT, studies=seeds, seed=seed, held_out=False
-    )
+    config = BenchmarkConfig.for_ruleset(Ruleset.DEFAULT_POINT, studies=seeds, seed=seed)
     store.check_writable()
     campaigns = []
     for reference in loader.builtin_names():

@@ -33,7 +33,7 @@ from optarena.harness.nightly_config import NightlyConfig
 from optarena.leaderboard import html_page, nightly_report, nightly_store
 from optarena.leaderboard.snapshots import eval_curves, load_snapshot, save_snapshot
 from optarena.leaderboard.store import Store
-from optarena.records import FinishedTrial, Ruleset, Trial, TrialConfig
+from optarena.records import FinishedTrial, Trial, TrialConfig
 from optarena.scoring import night_comparison
 from optarena.scoring.report import Settings, score_trials
 from optarena.submissions import loader
@@ -92,14 +92,14 @@ def registered_submissions() -> list[str]:
 
 
 def _ruleset_config(config: NightlyConfig, ruleset: str) -> benchmark.BenchmarkConfig:
-    return benchmark.BenchmarkConfig.for_ruleset(
+    return benchmark.ruleset_config(
         ruleset,
+        external_trials=config.trials,
         studies=config.studies,
-        trials=config.trials if ruleset == Ruleset.EXTERNAL else None,
         seed=config.seed,
         budget_factor=config.budget_factor,
         max_steps=config.max_steps,
-        held_out=config.held_out,
+        held_out_variants=config.held_out_variants,
     )
 
 

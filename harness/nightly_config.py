@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from optarena.errors import UserError
+from optarena.harness.benchmark import PlanError, check_held_out_variants
 from optarena.harness.executors import ExecutorKind
 from optarena.records import Ruleset
 
@@ -39,7 +40,9 @@ class NightlyConfig:
     suite: str = "quick"
     workloads: tuple[str, ...] = ()
     """Base workloads of the suite to run; empty: all of them."""
-    held_out: bool = True
+    held_out_variants: int = 0
+    """Held-out variants per base workload drawn, run and scored: 0 as AlgoPerf v0.6, 1 as
+    v0.5."""
     rulesets: tuple[str, ...] = ("external", "self")
     studies: int = 3
     trials: int = 2
@@ -84,7 +87,7 @@ class NightlyConfig:
         fields = {
             "suite": self.suite,
             "workloads": sorted(self.workloads),
-            "held_out": self.held_out,
+            "held_out_variants": self.held_out_variants,
             "studies": self.studies,
             "trials": self.trials,
             "seed": self.seed,
@@ -135,6 +138,10 @@ def _validate(config: NightlyConfig) -> NightlyConfig:
     for key in ("studies", "trials", "timing_seeds", "timing_steps", "replicates"):
         if getattr(config, key) <= 0:
             raise ConfigError(f"{key} must be positive, got {getattr(config, key)}")
+    try:
+        check_held_out_variants(config.held_out_variants)
+    except PlanError as error:
+        raise ConfigError(str(error)) from None
     if config.max_steps is not None and config.max_steps <= 0:
         raise ConfigError(f"max_steps must be positive, got {config.max_steps}")
     positive = (config.budget_factor, config.timing_tolerance)
@@ -162,6 +169,11 @@ def from_mapping(raw: Mapping[str, Any], source: str = "config") -> NightlyConfi
     """A checked config from parsed TOML; unknown keys and bad values are one-line errors."""
     fields = {f.name: f for f in dataclasses.fields(NightlyConfig)}
     unknown = sorted(set(raw) - set(fields))
+    if "held_out" in unknown:
+        raise ConfigError(
+            f"{source}: held_out is now held_out_variants, the number of held-out variants per "
+            "base workload (0, the default, as AlgoPerf v0.6; 1 as v0.5)"
+        )
     if unknown:
         raise ConfigError(
             f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}"

@@ -140,6 +140,9 @@ class BenchmarkTrialRow(Base):
     budget_sec: Mapped[float] = mapped_column(Float)
     step_cap: Mapped[int]
     benchmark_seed: Mapped[int]
+    held_out_variants: Mapped[int | None]
+    """Held-out variants per base the benchmark that ran it drew (NULL: stored before the
+    number was an option, when it was one)."""
 
     trial_row: Mapped[TrialRow] = relationship()
 

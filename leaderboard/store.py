@@ -93,11 +93,13 @@ BENCHMARK_COLUMNS = (
     "flops_per_step",
     "budget_sec",
     "finished_at",
+    "held_out_variants",
 )
 """The columns of `Store.benchmark_trials`, in order."""
 
 
 def _typed_benchmark_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    # held_out_variants is unknown (<NA>) for trials stored before it was recorded.
     frame = frame.astype(
         {
             "trial_id": "int64",
@@ -111,6 +113,7 @@ def _typed_benchmark_frame(frame: pd.DataFrame) -> pd.DataFrame:
             "trial": "int64",
             "seed": "int64",
             "status": "object",
+            "held_out_variants": "Int64",
         }
     )
     for column in ("time_to_target_sec", "steps_to_target", "examples_to_target"):
@@ -332,6 +335,7 @@ class Store:
                 BenchmarkTrialRow(
                     trial_row=row,
                     benchmark_seed=trial.place.benchmark_seed,
+                    held_out_variants=trial.place.held_out_variants,
                     **dict(zip(IDENTITY_FIELDS, trial.identity, strict=True)),
                 )
             )
@@ -542,6 +546,7 @@ class Store:
                 TrialRow.flops_per_step,
                 TrialRow.budget_sec,
                 TrialRow.finished_at,
+                BenchmarkTrialRow.held_out_variants,
             )
             .join(BenchmarkTrialRow.trial_row)
             .join(TrialRow.submission)

@@ -48,7 +48,7 @@ def test_names_and_reasons_with_markup_are_shown_as_they_are(capsys, tmp_path, d
     db = f"sqlite:///{tmp_path / 'odd.db'}"
     code, out, err = _cli(
         capsys, "benchmark", "--submission", str(path), "--ruleset", "external", "--suite",
-        "quick", "--workloads", "digits_mlp", "--no-held-out", "--studies", "1", "--trials",
+        "quick", "--workloads", "digits_mlp", "--studies", "1", "--trials",
         "2", "--max-steps", "10", "--db", db, "--data-dir", data_dir,
     )  # fmt: skip
     assert code == 0, err
@@ -116,7 +116,7 @@ def test_a_store_that_cannot_be_written_fails_before_any_trial_runs(capsys, tmp_
     for argv in (
         ["run", "--workload", "digits_mlp", "--submission", "nadamw", "--max-steps", "5"],
         ["benchmark", "--submission", "nadamw", "--ruleset", "self", "--suite", "quick",
-         "--workloads", "digits_mlp", "--no-held-out", "--studies", "1", "--max-steps", "5"],
+         "--workloads", "digits_mlp", "--studies", "1", "--max-steps", "5"],
     ):  # fmt: skip
         code, _, err = _cli(capsys, *argv, "--db", read_only, "--data-dir", data_dir)
         assert code == 2

@@ -86,16 +86,16 @@ def test_held_out_draw_is_a_registered_variant_and_reproducible():
     bases = ["digits_mlp", "mnist1d_cnn"]
     drawn = benchmark.draw_variants(bases, seed=7)
     assert set(drawn) == set(bases)
-    for base, variant in drawn.items():
+    for base, (variant,) in drawn.items():
         assert registry.get(variant).spec.base == base
         assert variant in benchmark.held_out_candidates(base)
     assert benchmark.draw_variants(bases, seed=7) == drawn
     assert benchmark.draw_variants(["mnist1d_cnn"], seed=7) == {"mnist1d_cnn": drawn["mnist1d_cnn"]}
     assert benchmark.benchmark_workloads(bases, drawn) == [
         "digits_mlp",
-        drawn["digits_mlp"],
+        *drawn["digits_mlp"],
         "mnist1d_cnn",
-        drawn["mnist1d_cnn"],
+        *drawn["mnist1d_cnn"],
     ]
 
 
@@ -233,13 +233,13 @@ def test_external_and_self_rulesets_store_studies_x_trials(capsys, tmp_path, dat
     fast = ("--max-steps", "50", "--executor", "in-process")
     code, out, err = _benchmark(
         capsys, db, data_dir, *common, *fast, "--ruleset", "external", "--studies", "2",
-        "--trials", "2", "--seed", "1",
+        "--trials", "2", "--seed", "1", "--held-out-variants", "1",
     )  # fmt: skip
     assert code == 0, err
     assert "digits_mlp -> digits_mlp_tanh" in err and "[8/8]" in err
     code, out, err = _benchmark(
         capsys, db, data_dir, *common, *fast, "--ruleset", "self", "--studies", "2",
-        "--no-held-out",
+        "--held-out-variants", "0",
     )  # fmt: skip
     assert code == 0, err
 
@@ -285,7 +285,7 @@ def test_external_and_self_rulesets_store_studies_x_trials(capsys, tmp_path, dat
     # Rerunning the same command runs nothing and stores nothing new.
     code, out, err = _benchmark(
         capsys, db, data_dir, *common, *fast, "--ruleset", "self", "--studies", "2",
-        "--no-held-out",
+        "--held-out-variants", "0",
     )  # fmt: skip
     assert code == 0 and "2 already stored, 0 to run" in err and "0 trials run" in out
     assert len(store.benchmark_trials()) == 10 and len(store.trials()) == 10
@@ -353,7 +353,7 @@ def test_every_failure_status_is_stored_and_the_benchmark_goes_on(capsys, tmp_pa
     factor = str(2.0 / registry.get("digits_mlp").spec.budget_sec)
     code, _out, err = _benchmark(
         capsys, db, data_dir, "--submission", path, "--ruleset", "external", "--suite", "quick",
-        "--workloads", "digits_mlp", "--no-held-out", "--studies", "1", "--trials", "5",
+        "--workloads", "digits_mlp", "--studies", "1", "--trials", "5",
         "--max-steps", "50", "--budget-factor", factor, "--timeout-margin", "1",
         "--setup-allowance", "20",
     )  # fmt: skip
@@ -401,7 +401,7 @@ from optarena.harness.executors import make_executor
 from optarena.leaderboard.store import Store
 
 store = Store({db!r})
-config = BenchmarkConfig.for_ruleset("self", studies=1, max_steps=20, held_out=False)
+config = BenchmarkConfig.for_ruleset("self", studies=1, max_steps=20)
 planned = campaign.prepare("nadamw", "quick", config, store, {data_dir!r}, workloads=["digits_mlp"])
 done = campaign.run(planned, make_executor("child-process", {data_dir!r}), store)
 print("statuses", *[finished.result.status.value for finished, _ in done])

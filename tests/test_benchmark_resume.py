@@ -40,6 +40,8 @@ BENCHMARK = (
     "100",
     "--seed",
     "5",
+    "--held-out-variants",
+    "1",
 )
 
 

@@ -26,7 +26,7 @@ VARIANT = dataclasses.replace(SPEC, name="toy_variant", base="toy", validation_t
 
 def _benchmark(result=None, *, spec=SPEC, submission=SUBMISSION, **changes) -> FinishedTrial:
     """A finished benchmark trial; ``changes`` set its place and settings."""
-    place = {"ruleset": "external", "study": 0, "trial": 0}
+    place = {"ruleset": "external", "study": 0, "trial": 0, "held_out_variants": 0}
     config = {"seed": 11, "max_steps": None, "budget_sec": spec.budget_sec}
     place.update({k: v for k, v in changes.items() if k in place})
     config.update({k: v for k, v in changes.items() if k in config})
@@ -59,9 +59,11 @@ def test_frame_has_the_contract_columns_types_and_infinities(store):
         study=2,
         trial=0,
         seed=99,
+        held_out_variants=1,
     )
     frame = store.benchmark_trials()
     assert tuple(frame.columns) == BENCHMARK_COLUMNS
+    assert frame["held_out_variants"].tolist() == [0, 1]
     assert frame["trial_id"].tolist() == [reached, failed]
     first, second = frame.iloc[0], frame.iloc[1]
     assert (first.ruleset, first.submission, first.workload, first.base_workload) == (

@@ -106,7 +106,7 @@ def _benchmark(capsys, db: Path, data_dir: str, path: str, *options: str) -> tup
         [
             "benchmark", "--db", f"sqlite:///{db}", "--data-dir", data_dir,
             "--submission", path, "--ruleset", "self", "--suite", "quick",
-            "--workloads", "digits_mlp", "--no-held-out", "--studies", "2",
+            "--workloads", "digits_mlp", "--studies", "2",
             "--max-steps", MAX_STEPS, "--budget-factor", BUDGET_FACTOR, "--setup-allowance", "20",
             *options,
         ]
@@ -133,7 +133,7 @@ def honest(tmp_path_factory, data_dir) -> list[dict]:
         [
             "benchmark", "--db", f"sqlite:///{db}", "--data-dir", data_dir,
             "--submission", _submission(tmp_path, "honest"), "--ruleset", "self",
-            "--suite", "quick", "--workloads", "digits_mlp", "--no-held-out",
+            "--suite", "quick", "--workloads", "digits_mlp",
             "--studies", "2", "--max-steps", MAX_STEPS, "--budget-factor", BUDGET_FACTOR,
         ]
     )  # fmt: skip
@@ -261,7 +261,7 @@ def test_a_submission_sees_no_optarena_variables_and_not_the_benchmark_directory
     completed = subprocess.run(
         [sys.executable, "-c", script, "benchmark", "--db", "sqlite:///s.db", "--submission",
          path, "--ruleset", "self", "--suite", "quick", "--workloads", "digits_mlp",
-         "--no-held-out", "--studies", "1", "--max-steps", MAX_STEPS],
+         "--studies", "1", "--max-steps", MAX_STEPS],
         env={**os.environ, "OPTARENA_DATA_DIR": data_dir},
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )  # fmt: skip

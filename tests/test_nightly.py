@@ -55,7 +55,6 @@ def _write_config(folder: Path) -> Path:
         f"""
 suite = "quick"
 workloads = ["digits_mlp"]
-held_out = false
 rulesets = ["external"]
 studies = 2
 trials = 1
@@ -235,6 +234,10 @@ def test_reproduce_times_flags_a_wrong_recorded_score(tmp_path):
         ('ray_address = "head:6379"\n', 'ray_address needs executor = "ray"'),
         ('executor = "ray"\nslurm_partition = "gpu"\n', 'need executor = "slurm"'),
         ('executor = "slurm"\nslurm_gpus_per_trial = 0\n', "must be positive, got 0"),
+        ("held_out_variants = -1\n", "held_out_variants must be an integer from 0 to 100"),
+        ("held_out_variants = true\n", "held_out_variants must be an integer"),
+        ("held_out_variants = 1.0\n", "held_out_variants must be an integer"),
+        ("held_out = false\n", "held_out is now held_out_variants"),
     ],
 )
 def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, text, message):

@@ -40,7 +40,6 @@ def _write_config(folder: Path) -> Path:
         f"""
 suite = "quick"
 workloads = ["digits_mlp"]
-held_out = false
 rulesets = ["external"]
 studies = 1
 trials = 1

@@ -151,7 +151,7 @@ def test_installed_plugin_is_benchmarked_and_scored(
     name = installed_plugin["name"]
     db = f"sqlite:///{tmp_path / 'board.db'}"
     benchmark = ["benchmark", "--submission", name, "--ruleset", "external", "--suite", "quick"]
-    small = ["--workloads", "digits_mlp", "--no-held-out", "--studies", "1", "--trials", "1"]
+    small = ["--workloads", "digits_mlp", "--studies", "1", "--trials", "1"]
     options = ["--max-steps", "20", "--executor", "in-process", "--db", db, "--data-dir", data_dir]
     code = cli.main([*benchmark, *small, *options])
     _, err = capsys.readouterr()
@@ -206,7 +206,7 @@ def test_editing_a_plugin_helper_or_its_version_makes_a_new_submission(
     db = f"sqlite:///{tmp_path / 'board.db'}"
     benchmark = [
         "benchmark", "--submission", name, "--ruleset", "self", "--suite", "quick",
-        "--workloads", "digits_mlp", "--no-held-out", "--studies", "1", "--max-steps", "20",
+        "--workloads", "digits_mlp", "--studies", "1", "--max-steps", "20",
         "--db", db, "--data-dir", data_dir,
     ]  # fmt: skip
     hashes = []
@@ -334,7 +334,7 @@ def test_the_example_plugin_is_built_installed_checked_benchmarked_and_scored(
 
         db = f"sqlite:///{tmp_path / 'board.db'}"
         benchmark = ["benchmark", "--submission", name, "--ruleset", "external"]
-        small = ["--suite", "quick", "--workloads", "digits_mlp", "--no-held-out"]
+        small = ["--suite", "quick", "--workloads", "digits_mlp"]
         small += ["--studies", "1", "--trials", "1", "--max-steps", "20"]
         run = [*benchmark, *small, "--db", db, "--data-dir", data_dir]
         assert cli.main(run) == 0, capsys.readouterr().err

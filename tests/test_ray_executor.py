@@ -48,6 +48,8 @@ BENCHMARK = [
     "20",
     "--budget-factor",
     "100",
+    "--held-out-variants",
+    "1",
 ]
 """Two trials: digits_mlp and its held-out variant, one study each. The step cap ends them
 (the budget is far away), so two trials sharing a core stop where one alone does."""

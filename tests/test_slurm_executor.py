@@ -31,7 +31,9 @@ if shutil.which("sinfo") is None:
     )
 pytest.importorskip("submitit", reason="pip install 'optarena[slurm]'")
 
-CONFIG = BenchmarkConfig.for_ruleset("self", studies=1, max_steps=20, budget_factor=100)
+CONFIG = BenchmarkConfig.for_ruleset(
+    "self", studies=1, max_steps=20, budget_factor=100, held_out_variants=1
+)
 """Two trials: digits_mlp and its held-out variant, one study each. The step cap ends them
 (the budget is far away), so two trials sharing a machine stop where one alone does."""
 
@@ -126,7 +128,7 @@ def test_the_command_line_runs_a_benchmark_as_slurm_jobs(slurm, tmp_path, data_d
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     code = cli.main(
         ["benchmark", "--submission", "nadamw", "--ruleset", "self", "--suite", "quick",
-         "--workloads", "digits_mlp", "--no-held-out", "--studies", "1", "--max-steps", "20",
+         "--workloads", "digits_mlp", "--studies", "1", "--max-steps", "20",
          "--executor", "slurm", "--db", db, "--data-dir", data_dir]
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err

@@ -37,7 +37,6 @@ BENCHMARK = (
     "quick",
     "--workloads",
     "digits_mlp",
-    "--no-held-out",
     "--max-steps",
     "20",
 )

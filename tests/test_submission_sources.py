@@ -353,7 +353,7 @@ def test_editing_a_py_submissions_helper_makes_the_next_benchmark_run_new_trials
     db = f"sqlite:///{tmp_path / 'board.db'}"
     benchmark = [
         "benchmark", "--submission", str(path), "--ruleset", "self", "--suite", "quick",
-        "--workloads", "digits_mlp", "--no-held-out", "--studies", "1", "--max-steps", "20",
+        "--workloads", "digits_mlp", "--studies", "1", "--max-steps", "20",
         "--db", db, "--data-dir", data_dir,
     ]  # fmt: skip
     for rate, expected in (("1e-3", "1 to run"), ("1e-3", "0 to run"), ("0.5", "1 to run")):

@@ -45,6 +45,16 @@ def summary(campaign: Campaign, store: Store, trial_ids: list[int]) -> Table:
     return table
 
 
+def held_out_variants(text: str) -> int:
+    """``--held-out-variants``: checked here rather than by argparse, so that a bad value is
+    one line (`benchmark.PlanError`) like every other refused benchmark."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = text
+    return benchmark.check_held_out_variants(value)
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
     """Plan, skip what is stored, run the rest one at a time, store each trial as it ends."""
     from optarena.harness import campaign
@@ -60,7 +70,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         seed=args.seed,
         budget_factor=args.budget_factor,
         max_steps=args.max_steps,
-        held_out=args.held_out,
+        held_out_variants=held_out_variants(args.held_out_variants),
     )
     store = Store(args.db)
     data_dir = common.data_dir(args)
@@ -83,14 +93,16 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     )
     pending = planned.pending
     log = common.console(stderr=True)
-    drawn = ", ".join(f"{base} -> {variant}" for base, variant in planned.variants.items())
+    drawn = ", ".join(
+        f"{base} -> {' + '.join(variants)}" for base, variants in planned.variants.items()
+    )
     common.say(
         log,
         f"{planned.submission.name}, {config.ruleset.value} ruleset, suite {args.suite}: "
         f"{len(planned.workloads)} workloads x {config.studies} studies x {config.trials} "
         f"trials = {len(planned.trials)} trials; {len(planned.stored)} already stored, "
-        f"{len(pending)} to run. Held-out variants drawn with seed {config.seed}: "
-        + (drawn or "none"),
+        f"{len(pending)} to run. Held-out variants per base: {config.held_out_variants}"
+        + (f", drawn with seed {config.seed}: {drawn}" if drawn else ""),
     )
     started = time.monotonic()
     bar = progress.CampaignProgress(
@@ -149,10 +161,11 @@ def register(commands) -> None:
         help="comma-separated base workloads of the suite to run (default: all of them)",
     )
     sub.add_argument(
-        "--no-held-out",
-        dest="held_out",
-        action="store_false",
-        help="skip the held-out variants (a development run; not comparable to a full one)",
+        "--held-out-variants",
+        default="0",
+        metavar="N",
+        help="held-out variants per base workload drawn, run and scored: 0 (the default) as "
+        "AlgoPerf v0.6, 1 as v0.5 (a base counts only if its variant reaches its target too)",
     )
     sub.add_argument(
         "--studies",
