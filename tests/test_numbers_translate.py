@@ -12,11 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from optarena.workloads import data, registry
+from optarena.workloads import data, numbers_translate, numbers_translate_glu
 from optarena.workloads.datasets import numbers
 from optarena.workloads.numbers_translate import Translator, greedy_decode, shift_right
 
-NAME = "numbers_translate"
+WORKLOAD = numbers_translate.WORKLOAD
 SPLITS = ("train", "validation", "test")
 
 UNITS = "zero one two three four five six seven eight nine".split()  # noqa: SIM905
@@ -64,13 +64,13 @@ def parse_french(tokens: list[str]) -> int:
 
 @pytest.fixture(scope="module")
 def splits(data_dir):
-    workload = registry.get(NAME)
+    workload = WORKLOAD
     return {split: workload.load_split(split, data_dir) for split in SPLITS}
 
 
 @pytest.fixture(scope="module")
 def params():
-    return jax.jit(registry.get(NAME).init)(jax.random.PRNGKey(0))[0]
+    return jax.jit(WORKLOAD.init)(jax.random.PRNGKey(0))[0]
 
 
 def test_parsers_read_the_words_of_known_numbers():
@@ -164,7 +164,7 @@ def test_padding_never_changes_a_real_position(splits, params):
 
 
 def test_loss_ignores_target_padding(splits, params):
-    workload = registry.get(NAME)
+    workload = WORKLOAD
     batch = dict(batch_of(splits["validation"]))
     loss = workload.loss(params, {}, batch, jax.random.PRNGKey(0), train=True)[0]
     length = batch["target_length"][:, None]
@@ -201,7 +201,7 @@ def test_cached_greedy_decoding_matches_recomputing_the_decoder(splits, params):
 def test_sequence_error_rate_counts_real_positions_only(splits, params):
     """Targets set to the model's own decoding are right; a change after ``target_length`` is
     ignored, a change at a real position (the last one included) makes a sentence wrong."""
-    workload = registry.get(NAME)
+    workload = WORKLOAD
     batch = dict(batch_of(splits["validation"], 6))
     decoded = np.asarray(
         greedy_decode(Translator(), params, batch["source"], batch["source_length"])
@@ -225,8 +225,8 @@ def test_sequence_error_rate_counts_real_positions_only(splits, params):
 
 
 def test_the_variant_changes_only_the_model():
-    base, variant = registry.get(NAME), registry.get("numbers_translate_glu")
-    assert variant.spec.base == NAME
+    base, variant = WORKLOAD, numbers_translate_glu.WORKLOAD
+    assert variant.spec.base == base.spec.name
     for field in ("dataset", "budget_sec", "step_hint", "eval_every_steps", "batch_size"):
         assert getattr(variant.spec, field) == getattr(base.spec, field), field
     base_params = base.init(jax.random.PRNGKey(0))[0]

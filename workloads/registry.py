@@ -28,8 +28,6 @@ _BUILTIN: tuple[tuple[str, str], ...] = (
     ("shapes_unet_tanh", "optarena.workloads.shapes_unet_tanh"),
     ("click_dlrm_embed_init", "optarena.workloads.click_dlrm_embed_init"),
     ("graphs_gin_gelu", "optarena.workloads.graphs_gin_gelu"),
-    ("numbers_translate", "optarena.workloads.numbers_translate"),
-    ("numbers_translate_glu", "optarena.workloads.numbers_translate_glu"),
     ("mnist_cnn", "optarena.workloads.mnist_cnn"),
     ("cifar10_cnn", "optarena.workloads.cifar10_cnn"),
 )
