@@ -1,12 +1,12 @@
 """An encoder-decoder transformer translating numbers from English words into French words.
 
 The translation workload (AlgoPerf's WMT Transformer, shrunk): the data are numbers 0-999,999
-written in English and in French (see `optarena.workloads.datasets.numbers`), 20,000 for
-training and held-out numbers for validation and test. Model: 1 pre-LayerNorm encoder block
-and 1 pre-LayerNorm decoder block (causal self-attention, cross-attention, GELU MLP), width 64,
-4 heads, learned positions, one embedding for both languages. Loss: softmax cross-entropy on
-the target tokens by teacher forcing (the decoder reads ``BOS`` and the target shifted right),
-padding masked in the attention and in the loss. Metric: sequence error rate, the fraction of
+written in English and in French (see `optarena.workloads.datasets.numbers`), 5,000 for
+training and 500 held-out numbers each for validation and test. Model: 1 pre-LayerNorm encoder
+block and 1 pre-LayerNorm decoder block (causal self-attention, cross-attention, GELU MLP 128),
+width 32, 4 heads, learned positions, one embedding for both languages. Loss: softmax
+cross-entropy on the target tokens by teacher forcing (the decoder reads ``BOS`` and the target
+shifted right), padding masked in the attention and in the loss. Metric: sequence error rate, the fraction of
 sentences whose greedy decoding (autoregressive, `TARGET_LENGTH` steps under ``lax.scan``)
 differs from the reference in any real position (``EOS`` included). Exact match stands in for
 BLEU: a number translated with one wrong word is a wrong number.
@@ -36,7 +36,7 @@ SPEC = WorkloadSpec(
     name="numbers_translate",
     family="transformer",
     dataset="optarena_numbers",
-    model="encoder-decoder transformer, 1 + 1 blocks, width 64, 4 heads",
+    model="encoder-decoder transformer, 1 + 1 blocks, width 32, 4 heads",
     loss="softmax cross-entropy on target tokens (teacher forcing)",
     metric="error_rate",
     metric_bound=0.0,

@@ -15,7 +15,7 @@ SPEC = dataclasses.replace(
     base.SPEC,
     name="numbers_translate_glu",
     base="numbers_translate",
-    model="encoder-decoder transformer, 1 + 1 blocks, width 64, 4 heads, GLU feed-forward",
+    model="encoder-decoder transformer, 1 + 1 blocks, width 32, 4 heads, GLU feed-forward",
     validation_target=0.02,
     test_target=0.02,
 )

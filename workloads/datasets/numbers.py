@@ -1,8 +1,8 @@
 """Numbers written in English words, translated into French words: a generated translation task.
 
 Each example is a whole number ``n`` in [0, 999,999], drawn without replacement by a fixed
-permutation (seed 0): the first 1,000 numbers are the validation split, the next 1,000 the
-test split and the next 20,000 the training split, so no number (hence no source sentence)
+permutation (seed 0): the first 500 numbers are the validation split, the next 500 the test
+split and the next 5,000 the training split, so no number (hence no source sentence)
 appears in two splits and every held-out number is one the model never saw. The sentences are
 ``num2words`` (run only when the dataset is prepared) in English and in French, split into word
 tokens at spaces, hyphens and commas, e.g. 71,080 is ``seventy one thousand and eighty`` ->
