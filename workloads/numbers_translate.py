@@ -6,10 +6,11 @@ training and 500 held-out numbers each for validation and test. Model: 1 pre-Lay
 block and 1 pre-LayerNorm decoder block (causal self-attention, cross-attention, GELU MLP 128),
 width 32, 4 heads, learned positions, one embedding for both languages. Loss: softmax
 cross-entropy on the target tokens by teacher forcing (the decoder reads ``BOS`` and the target
-shifted right), padding masked in the attention and in the loss. Metric: sequence error rate, the fraction of
-sentences whose greedy decoding (autoregressive, `TARGET_LENGTH` steps under ``lax.scan``)
-differs from the reference in any real position (``EOS`` included). Exact match stands in for
-BLEU: a number translated with one wrong word is a wrong number.
+shifted right), padding masked in the attention and in the loss. Metric: sequence error rate,
+the fraction of sentences whose greedy decoding (autoregressive, `TARGET_LENGTH` steps under
+``lax.scan``, with a key-value cache) differs from the reference in any real position (``EOS``
+included). Exact match stands in for BLEU: a number translated with one wrong word is a wrong
+number.
 """
 
 from __future__ import annotations
