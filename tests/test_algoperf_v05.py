@@ -15,7 +15,17 @@ import pytest
 
 from optarena.harness import check, cli
 from optarena.submissions import WorkloadInfo, loader
-from optarena.submissions.algoperf_v05 import cyclic_lr, generalized_adam, nadamp
+from optarena.submissions.algoperf_v05 import (
+    adamg,
+    amos,
+    averaging,
+    caspr_adaptive,
+    cyclic_lr,
+    generalized_adam,
+    nadamp,
+    nadamw_sequential,
+    schedule_free_prodigy,
+)
 from optarena.submissions.algoperf_v05.spaces import BASELINE_POINTS, SELF_TUNING_POINT
 
 GROUP = "algoperf-v05"
@@ -33,14 +43,18 @@ GRADS = [
 ]
 
 
-def trajectory(tx: optax.GradientTransformation, steps: int = len(GRADS)) -> list[dict]:
-    """The parameters after each of ``steps`` updates of ``tx`` on the fixed gradients."""
-    params = jax.tree.map(jnp.asarray, PARAMS)
+def trajectory(
+    tx: optax.GradientTransformation, steps: int = len(GRADS), *, first: int = 0, only=None
+) -> list[dict]:
+    """The parameters (those named in ``only``, default all) after each of ``steps`` updates
+    of ``tx``, from `PARAMS`, on the fixed gradients from the ``first``-th on."""
+    names = only or tuple(PARAMS)
+    params = {name: jnp.asarray(PARAMS[name]) for name in names}
     state = tx.init(params)
     update = jax.jit(tx.update)
     out = []
-    for grads in GRADS[:steps]:
-        updates, state = update(grads, state, params)
+    for grads in GRADS[first : first + steps]:
+        updates, state = update({name: grads[name] for name in names}, state, params)
         params = optax.apply_updates(params, updates)
         out.append(jax.tree.map(np.asarray, params))
     return out
@@ -138,6 +152,144 @@ def test_nadamp_against_its_update_rule():
 
     got = trajectory(optax.chain(nadamp.scale_by_nadamp(b1, b2, p), optax.scale(-lr)))
     assert_same_trajectory(got, numpy_run(step, {"w": {}, "b": {}}), rtol=1e-4)
+
+
+def test_amos_against_its_update_rule():
+    xi, beta, momentum = 0.05, 0.98, 0.9
+    eta = {"w": 1 / math.sqrt(3), "b": 0.5}
+
+    def step(t, param, grad, state):
+        name = "w" if param.ndim == 2 else "b"
+        v = beta * state.get("v", 0.0) + (1 - beta) * grad**2
+        b = state.get("b", 0.0)
+        r = (1 - beta**t) / np.maximum(v, 2.0**-125)
+        gamma = xi**2 * r * grad**2 / np.sqrt(1 + 0.25 * math.sqrt(xi) * b)
+        lr = xi * eta[name]
+        update = (-lr * np.sqrt(r) * grad - 0.5 * gamma * param) / (1 + 0.25 * math.sqrt(lr) * b)
+        state["v"], state["b"] = v, b + gamma * (1 + b)
+        state["m"] = momentum * state.get("m", 0.0) + (1 - momentum) * update
+        return param + state["m"]
+
+    tx = optax.chain(amos.scale_by_amos(xi, beta), optax.ema(momentum, debias=False))
+    assert_same_trajectory(trajectory(tx), numpy_run(step, {"w": {}, "b": {}}), rtol=1e-4)
+    assert amos.shape_eta((5, 3, 8)) == pytest.approx(1 / math.sqrt(15))
+
+
+def inverse_fourth_root(stat: np.ndarray, eps: float) -> np.ndarray:
+    values, vectors = np.linalg.eigh(stat)
+    values = np.maximum(values, 0.0)
+    return (vectors * (values + eps * max(values.max(), 1e-30)) ** -0.25) @ vectors.T
+
+
+def test_caspr_combines_the_roots_as_a_kronecker_sum():
+    beta2, eps = 0.9, 1e-4
+    tx = caspr_adaptive.scale_by_caspr(beta2, eps, precondition_every=1)
+    params = {"w": jnp.asarray(PARAMS["w"])}
+    state = tx.init(params)
+    left, right = np.zeros((3, 3)), np.zeros((4, 4))
+    for grads in GRADS[:3]:
+        g = grads["w"].astype(np.float64)
+        direction, state = jax.jit(tx.update)({"w": grads["w"]}, state, params)
+        left = beta2 * left + (1 - beta2) * g @ g.T
+        right = beta2 * right + (1 - beta2) * g.T @ g
+        lr, rr = inverse_fourth_root(left, eps), inverse_fourth_root(right, eps)
+        joint = lr @ g + g @ rr
+        np.testing.assert_allclose(direction["w"], lr @ joint + joint @ rr, rtol=2e-3)
+
+
+def test_caspr_leaves_a_matrix_with_an_unpreconditioned_side_to_shampoo():
+    from optarena.submissions.shampoo import scale_by_shampoo
+
+    caspr = caspr_adaptive.scale_by_caspr(0.9, 1e-4, max_dim=3)
+    shampoo = scale_by_shampoo(0.9, 1e-4, max_dim=3)
+    only = ("w",)
+    assert_same_trajectory(trajectory(caspr, only=only), trajectory(shampoo, only=only), rtol=1e-5)
+
+
+def lawa_reference(start: int, every: int, record) -> tuple[list, list]:
+    """Plain SGD (lr 0.1) trajectories and, after each step, the point to evaluate."""
+    params = {name: value.astype(np.float64) for name, value in PARAMS.items()}
+    recorded: list = []
+    points, evaluated = [], []
+    for t, grads in enumerate(GRADS, start=1):
+        params = {name: params[name] - 0.1 * grads[name] for name in params}
+        if t >= start and (t - start) % every == 0:
+            recorded.append(params)
+        points.append(params)
+        evaluated.append(record(recorded, params))
+    return points, evaluated
+
+
+def check_lawa(tx, hook, expected_points, expected_evaluated):
+    params = jax.tree.map(jnp.asarray, PARAMS)
+    state = tx.init(params)
+    for grads, point, evaluated in zip(GRADS, expected_points, expected_evaluated, strict=True):
+        updates, state = jax.jit(tx.update)(grads, state, params, value=jnp.zeros([]))
+        params = optax.apply_updates(params, updates)
+        for name in PARAMS:
+            np.testing.assert_allclose(params[name], point[name], rtol=1e-5, atol=1e-6)
+            got = jax.jit(hook)(state, params)[name]
+            np.testing.assert_allclose(got, evaluated[name], rtol=1e-5, atol=1e-6)
+
+
+def test_lawa_queue_evaluates_the_mean_of_the_last_points_once_full():
+    def record(recorded, params):
+        if len(recorded) < 3:
+            return params
+        return {n: np.mean([r[n] for r in recorded[-3:]], axis=0) for n in params}
+
+    points, evaluated = lawa_reference(start=4, every=2, record=record)
+    tx = averaging.lawa_queue(optax.sgd(0.1), start=4, every=2, length=3)
+    check_lawa(tx, averaging.queue_average, points, evaluated)
+
+
+def test_lawa_ema_evaluates_a_moving_average_of_the_recorded_points():
+    def record(recorded, params):
+        if not recorded:
+            return params
+        average = recorded[0]
+        for point in recorded[1:]:
+            average = {n: 0.7 * average[n] + 0.3 * point[n] for n in point}
+        return average
+
+    points, evaluated = lawa_reference(start=3, every=3, record=record)
+    tx = averaging.lawa_ema(optax.sgd(0.1), start=3, every=3, beta=0.7)
+    check_lawa(tx, averaging.ema_average, points, evaluated)
+
+
+def test_schedule_free_prodigy_is_prodigy_inside_schedule_free():
+    point = schedule_free_prodigy.SEARCH_SPACE[1]
+    tx = schedule_free_prodigy.SUBMISSION.make_optimizer(point, INFO)
+    warmup = optax.linear_schedule(0.0, 1.0, int(point["warmup_factor"] * INFO.step_hint))
+    base = optax.contrib.prodigy(
+        warmup, betas=(0.0, point["beta2"]), weight_decay=0.01, safeguard_warmup=True
+    )
+    reference = optax.contrib.schedule_free(base, warmup, b1=0.9)
+    assert_same_trajectory(trajectory(tx), trajectory(reference), rtol=1e-6)
+
+
+def test_adamg_against_its_update_rule():
+    b1, b2, b3, p, q, eps = 0.95, 0.999, 0.95, 0.2, 0.24, 1e-8
+
+    def step(t, param, grad, state):
+        state["v"] = b2 * state.get("v", 0.0) + (1 - b2) * grad**2
+        state["r"] = b3 * state.get("r", 0.0) + (1 - b3) * p * state["v"] ** q
+        state["m"] = b1 * state.get("m", 0.0) + (1 - b1) * state["r"] * grad
+        size = min(1.0, 1 / math.sqrt(t))
+        return param - size * state["m"] / (1 - b1**t) / (np.sqrt(state["v"] / (1 - b2**t)) + eps)
+
+    got = trajectory(adamg.SUBMISSION.make_optimizer(None, INFO))
+    assert_same_trajectory(got, numpy_run(step, {"w": {}, "b": {}}), rtol=1e-4)
+
+
+def test_nadamw_sequential_restarts_from_the_initial_parameters_with_each_point():
+    first, second = optax.adam(0.05), optax.sgd(0.1, momentum=0.5)
+    got = trajectory(nadamw_sequential.sequential_restarts([first, second], phase_steps=4))
+    assert_same_trajectory(got[:4], trajectory(first, 4))
+    # The fifth step is the restart: back to the start, and the second optimizer from there.
+    assert_same_trajectory(got[4:5], [PARAMS])
+    assert_same_trajectory(got[5:], trajectory(second, first=5))
+    assert nadamw_sequential.SUBMISSION.make_optimizer(None, INFO) is not None
 
 
 # The group.
