@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pandas as pd
 import pytest
 
 from optarena.harness import check, cli
@@ -29,6 +31,7 @@ from optarena.submissions.algoperf_v05 import (
 from optarena.submissions.algoperf_v05.spaces import BASELINE_POINTS, SELF_TUNING_POINT
 
 GROUP = "algoperf-v05"
+PUBLISHED = Path(__file__).resolve().parents[1] / "scoring" / "published" / "algoperf_v05"
 INFO = WorkloadInfo(
     step_hint=40, budget_sec=10.0, batch_size=8, num_train_examples=64, num_devices=1
 )
@@ -324,6 +327,24 @@ def test_an_unknown_group_or_name_is_refused_in_one_line(capsys):
         loader.group_members("v04")
     with pytest.raises(loader.SubmissionNotFound, match="groups: algoperf-v05"):
         loader.load("v05_no_such_entry")
+
+
+def test_entries_csv_maps_every_published_row_to_an_entry_of_its_ruleset():
+    entries = pd.read_csv(PUBLISHED / "entries.csv", dtype=str, keep_default_na=False)
+    published = pd.read_csv(PUBLISHED / "published_scores.csv")
+    assert list(entries.columns) == ["published_name", "ruleset", "optarena_name"]
+    assert sorted(zip(entries.ruleset, entries.published_name, strict=True)) == sorted(
+        zip(published.ruleset, published.submission, strict=True)
+    )
+    entered = entries[entries.optarena_name != ""]
+    assert set(entered.optarena_name) == set(loader.group_members(GROUP))
+    assert len(entered[entered.ruleset == "external_tuning"]) >= 9
+    for row in entered.itertuples():
+        submission = loader.load(row.optarena_name).submission
+        if row.ruleset == "self_tuning":
+            assert submission.self_tuning, row
+        else:
+            assert submission.search_space is not None, row
 
 
 @pytest.mark.parametrize("name", loader.group_members(GROUP))
