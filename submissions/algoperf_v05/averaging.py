@@ -18,6 +18,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from optarena.submissions import WorkloadInfo
+from optarena.submissions.nadamw import nadamw
+
 
 class LawaState(NamedTuple):
     """The wrapped optimizer's state, the step ``count``, how many points were recorded
@@ -112,6 +115,32 @@ def ema_average(state: LawaState, params: Any) -> Any:
     return jax.tree.map(lambda a, p: jnp.where(state.recorded > 0, a, p), state.average, params)
 
 
-def steps(fraction: float, step_hint: int) -> int:
-    """``fraction`` of ``step_hint``, in whole steps (at least 1)."""
+def _steps(fraction: float, step_hint: int) -> int:
     return max(int(fraction * step_hint), 1)
+
+
+def nadamw_lawa(
+    info: WorkloadInfo,
+    learning_rate,
+    one_minus_beta1,
+    beta2,
+    weight_decay,
+    warmup_factor,
+    lawa_burnin_pct,
+    lawa_every_pct,
+    lawa_queue_len=None,
+    lawa_beta=None,
+) -> optax.GradientTransformation:
+    """AlgoPerf's NAdamW baseline recording its points from ``lawa_burnin_pct * step_hint`` on,
+    every ``lawa_every_pct * step_hint`` steps: into a queue of ``lawa_queue_len`` points, or
+    (with ``lawa_beta`` instead) into a moving average."""
+    if (lawa_queue_len is None) == (lawa_beta is None):
+        raise ValueError(
+            f"give one of lawa_queue_len and lawa_beta, got {lawa_queue_len=}, {lawa_beta=}"
+        )
+    inner = nadamw(info, learning_rate, one_minus_beta1, beta2, weight_decay, warmup_factor)
+    start = _steps(lawa_burnin_pct, info.step_hint)
+    every = _steps(lawa_every_pct, info.step_hint)
+    if lawa_queue_len is not None:
+        return lawa_queue(inner, start=start, every=every, length=int(lawa_queue_len))
+    return lawa_ema(inner, start=start, every=every, beta=float(lawa_beta))

@@ -26,7 +26,7 @@ from optarena.submissions.shampoo import (
     MATRIX_EPS,
     PRECONDITION_EVERY,
     KroneckerFactors,
-    graft,
+    adam_grafted,
     scale_by_shampoo,
 )
 
@@ -62,22 +62,8 @@ def caspr_adaptive(
 ) -> optax.GradientTransformation:
     """Adam-grafted CASPR on matrices, AdamW elsewhere, on a warmup + cosine schedule."""
     schedule = warmup_cosine(learning_rate, warmup_factor, info.step_hint)
-    beta1 = 1.0 - one_minus_beta1
-    direction = optax.chain(
-        scale_by_caspr(beta2, MATRIX_EPS, precondition_every=PRECONDITION_EVERY),
-        optax.ema(beta1, debias=True),
-    )
-    return optax.partition(
-        {
-            "caspr": optax.chain(
-                graft(optax.scale_by_adam(b1=beta1, b2=beta2, eps=1e-8), direction),
-                optax.add_decayed_weights(weight_decay),
-                optax.scale_by_learning_rate(schedule),
-            ),
-            "adamw": optax.adamw(schedule, beta1, beta2, eps=1e-8, weight_decay=weight_decay),
-        },
-        lambda params: jax.tree.map(lambda p: "caspr" if p.ndim >= 2 else "adamw", params),
-    )
+    caspr = scale_by_caspr(beta2, MATRIX_EPS, precondition_every=PRECONDITION_EVERY)
+    return adam_grafted(caspr, schedule, 1.0 - one_minus_beta1, beta2, weight_decay)
 
 
 SUBMISSION = Submission.from_builder(

@@ -3,48 +3,24 @@
 AlgoPerf's NAdamW baseline (`optarena.submissions.nadamw`) trains; from
 ``lawa_burnin_pct * step_hint`` on, every ``lawa_every_pct * step_hint`` steps the parameters
 join a queue of the last ``lawa_queue_len``, and once it is full their mean is what is
-evaluated (`averaging.lawa_queue`). Tuned over the baseline's five points with one fixed
-averaging setting; the entry's own points are not reproduced.
+evaluated (`averaging.nadamw_lawa`, `averaging.lawa_queue`). Tuned over the baseline's five
+points with one fixed averaging setting; the entry's own points are not reproduced.
 """
 
 from __future__ import annotations
 
-import optax
-
-from optarena.submissions import Submission, WorkloadInfo
+from optarena.submissions import Submission
 from optarena.submissions.algoperf_v05 import averaging
 from optarena.submissions.algoperf_v05.spaces import (
     BASELINE_POINTS,
     SELF_TUNING_POINT,
     with_extra,
 )
-from optarena.submissions.nadamw import nadamw
 
 AVERAGING = {"lawa_burnin_pct": 0.35, "lawa_every_pct": 0.01, "lawa_queue_len": 5}
 
-
-def lawa_queue(
-    info: WorkloadInfo,
-    learning_rate,
-    one_minus_beta1,
-    beta2,
-    weight_decay,
-    warmup_factor,
-    lawa_burnin_pct,
-    lawa_every_pct,
-    lawa_queue_len,
-) -> optax.GradientTransformation:
-    """NAdamW recording its latest points into a queue."""
-    return averaging.lawa_queue(
-        nadamw(info, learning_rate, one_minus_beta1, beta2, weight_decay, warmup_factor),
-        start=averaging.steps(lawa_burnin_pct, info.step_hint),
-        every=averaging.steps(lawa_every_pct, info.step_hint),
-        length=int(lawa_queue_len),
-    )
-
-
 SUBMISSION = Submission.from_builder(
-    lawa_queue,
+    averaging.nadamw_lawa,
     with_extra(BASELINE_POINTS, **AVERAGING),
     {**SELF_TUNING_POINT, **AVERAGING},
     name="v05_lawa_queue",
