@@ -21,6 +21,7 @@ from optarena.submissions.algoperf_v05 import (
     adamg,
     amos,
     averaging,
+    baseline,
     caspr_adaptive,
     cyclic_lr,
     generalized_adam,
@@ -89,6 +90,40 @@ def schedule_np(peak: float, warmup_factor: float, step_hint: int, t: int) -> fl
 
 
 # The entries' maths.
+
+
+@pytest.mark.parametrize("point", [None, BASELINE_POINTS[3]])
+def test_baseline_is_nadamw_planned_for_three_quarters_of_the_step_hint(point):
+    tx = baseline.SUBMISSION.make_optimizer(point, INFO)
+    point = point or SELF_TUNING_POINT
+    planned = int(0.75 * INFO.step_hint)
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, point["learning_rate"], int(point["warmup_factor"] * planned), planned
+    )
+    reference = optax.nadamw(
+        schedule,
+        1 - point["one_minus_beta1"],
+        point["beta2"],
+        eps=1e-8,
+        weight_decay=point["weight_decay"],
+    )
+    assert_same_trajectory(trajectory(tx), trajectory(reference))
+
+
+def test_lawa_entries_record_from_the_burn_in_every_few_steps_of_the_step_hint():
+    point = {**SELF_TUNING_POINT, "lawa_burnin_pct": 0.3, "lawa_every_pct": 0.06}
+    tx = averaging.nadamw_lawa(INFO, **point, lawa_queue_len=2)
+    params = jax.tree.map(jnp.asarray, PARAMS)
+    state = tx.init(params)
+    recorded = []
+    for grads in GRADS + GRADS:
+        updates, state = tx.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+        recorded.append(int(state.recorded))
+    # Burn-in ceil(0.3 * 40) = 12, every ceil(0.06 * 40) = 3: steps 12, 15, 18, 21 (from 0).
+    assert recorded == [0] * 12 + [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+    with pytest.raises(ValueError, match="one of lawa_queue_len and lawa_beta"):
+        averaging.nadamw_lawa(INFO, **point, lawa_queue_len=2, lawa_beta=0.9)
 
 
 @pytest.mark.parametrize("nesterov", [True, False])
@@ -216,7 +251,8 @@ def lawa_reference(start: int, every: int, record) -> tuple[list, list]:
     points, evaluated = [], []
     for t, grads in enumerate(GRADS, start=1):
         params = {name: params[name] - 0.1 * grads[name] for name in params}
-        if t >= start and (t - start) % every == 0:
+        step = t - 1  # the entries count steps from 0
+        if step >= start and step % every == 0:
             recorded.append(params)
         points.append(params)
         evaluated.append(record(recorded, params))
@@ -255,8 +291,8 @@ def test_lawa_ema_evaluates_a_moving_average_of_the_recorded_points():
             average = {n: 0.7 * average[n] + 0.3 * point[n] for n in point}
         return average
 
-    points, evaluated = lawa_reference(start=3, every=3, record=record)
-    tx = averaging.lawa_ema(optax.sgd(0.1), start=3, every=3, beta=0.7)
+    points, evaluated = lawa_reference(start=4, every=3, record=record)
+    tx = averaging.lawa_ema(optax.sgd(0.1), start=4, every=3, beta=0.7)
     check_lawa(tx, averaging.ema_average, points, evaluated)
 
 

@@ -1,8 +1,9 @@
 """Latest weight averaging (LAWA, Kaddour 2022; Sanyal et al., 2023) as optax wrappers.
 
 Training follows the wrapped optimizer unchanged; the average is only what is evaluated (the
-submission's ``eval_params`` hook, whose time counts as training time). From step
-``start`` on, every ``every`` steps the new parameters are recorded:
+submission's ``eval_params`` hook, whose time counts as training time). From step ``start`` on,
+every ``every`` steps the new parameters are recorded: after the update of step ``k`` (counted
+from 0, as the entries count them) when ``k >= start`` and ``k`` is a multiple of ``every``.
 
 - `lawa_queue` keeps the last ``length`` recorded points and evaluates their mean once the
   queue is full (the current parameters before);
@@ -12,6 +13,7 @@ submission's ``eval_params`` hook, whose time counts as training time). From ste
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -19,7 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from optarena.submissions import WorkloadInfo
-from optarena.submissions.nadamw import nadamw
+from optarena.submissions.algoperf_v05.baseline import baseline
 
 
 class LawaState(NamedTuple):
@@ -50,15 +52,14 @@ def _wrap(inner: optax.GradientTransformation, start: int, every: int, init_aver
         if params is None:
             raise ValueError("weight averaging needs the parameters")
         updates, inner_state = inner.update(updates, state.inner, params, **extra)
-        count = state.count + 1
-        due = (count >= start) & ((count - start) % every == 0)
+        due = (state.count >= start) & (state.count % every == 0)
         new_params = optax.apply_updates(params, updates)
         recorded_average = record(state.average, new_params, state.recorded)
         average = jax.tree.map(
             lambda new, old: jnp.where(due, new, old), recorded_average, state.average
         )
         recorded = state.recorded + due.astype(jnp.int32)
-        return updates, LawaState(inner_state, count, recorded, average)
+        return updates, LawaState(inner_state, state.count + 1, recorded, average)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -116,7 +117,7 @@ def ema_average(state: LawaState, params: Any) -> Any:
 
 
 def _steps(fraction: float, step_hint: int) -> int:
-    return max(int(fraction * step_hint), 1)
+    return max(math.ceil(fraction * step_hint), 1)
 
 
 def nadamw_lawa(
@@ -131,14 +132,14 @@ def nadamw_lawa(
     lawa_queue_len=None,
     lawa_beta=None,
 ) -> optax.GradientTransformation:
-    """AlgoPerf's NAdamW baseline recording its points from ``lawa_burnin_pct * step_hint`` on,
-    every ``lawa_every_pct * step_hint`` steps: into a queue of ``lawa_queue_len`` points, or
-    (with ``lawa_beta`` instead) into a moving average."""
+    """The v0.5 baseline (`baseline.baseline`) recording its points from
+    ``lawa_burnin_pct * step_hint`` on, every ``lawa_every_pct * step_hint`` steps (both rounded
+    up): into a queue of ``lawa_queue_len`` points, or (with ``lawa_beta``) a moving average."""
     if (lawa_queue_len is None) == (lawa_beta is None):
         raise ValueError(
             f"give one of lawa_queue_len and lawa_beta, got {lawa_queue_len=}, {lawa_beta=}"
         )
-    inner = nadamw(info, learning_rate, one_minus_beta1, beta2, weight_decay, warmup_factor)
+    inner = baseline(info, learning_rate, one_minus_beta1, beta2, weight_decay, warmup_factor)
     start = _steps(lawa_burnin_pct, info.step_hint)
     every = _steps(lawa_every_pct, info.step_hint)
     if lawa_queue_len is not None:

@@ -1,6 +1,6 @@
 """LAWA EMA (Ajroldi et al.): NAdamW, evaluated at a moving average of its latest points.
 
-AlgoPerf's NAdamW baseline (`optarena.submissions.nadamw`) trains; from
+The v0.5 baseline (`baseline`: NAdamW planned for 3/4 of ``step_hint``) trains; from
 ``lawa_burnin_pct * step_hint`` on, every ``lawa_every_pct * step_hint`` steps the parameters
 enter a moving average with decay ``lawa_beta``, which is what is evaluated
 (`averaging.nadamw_lawa`, `averaging.lawa_ema`). Tuned over the baseline's five points with one

@@ -1,6 +1,6 @@
 """LAWA Queue (Ajroldi et al.): NAdamW, evaluated at the mean of its latest points.
 
-AlgoPerf's NAdamW baseline (`optarena.submissions.nadamw`) trains; from
+The v0.5 baseline (`baseline`: NAdamW planned for 3/4 of ``step_hint``) trains; from
 ``lawa_burnin_pct * step_hint`` on, every ``lawa_every_pct * step_hint`` steps the parameters
 join a queue of the last ``lawa_queue_len``, and once it is full their mean is what is
 evaluated (`averaging.nadamw_lawa`, `averaging.lawa_queue`). Tuned over the baseline's five
