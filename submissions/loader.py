@@ -1,4 +1,10 @@
-"""Find a submission by built-in name, by ``.py`` path, or by an installed package's entry point.
+"""Find a submission by built-in name, by a group's entry name, by ``.py`` path, or by an
+installed package's entry point.
+
+Groups are sets of submissions kept apart from the everyday built-ins (``optarena submissions``
+lists the built-ins; ``--group NAME`` lists a group), such as ``algoperf-v05``, the AlgoPerf
+v0.5 field re-entered as submissions. A group's entries load by name like built-ins, and no
+name may be taken twice, by a built-in, a group entry or an installed plugin.
 
 Every loaded submission carries the sha256 of its source, so results are tied to
 the exact code that produced them.
@@ -14,7 +20,8 @@ import importlib.metadata
 import importlib.util
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -37,6 +44,33 @@ _BUILTIN: tuple[tuple[str, str], ...] = (
     ("lion", "optarena.submissions.lion"),
     ("lamb", "optarena.submissions.lamb"),
 )
+
+
+class Group(StrEnum):
+    """A named set of submissions kept apart from the built-ins."""
+
+    ALGOPERF_V05 = "algoperf-v05"
+
+
+_V05 = "optarena.submissions.algoperf_v05"
+
+_GROUPS: dict[Group, tuple[tuple[str, str], ...]] = {
+    Group.ALGOPERF_V05: (
+        ("v05_shampoo", f"{_V05}.shampoo"),
+        ("v05_schedule_free_adamw", f"{_V05}.schedule_free_adamw"),
+        ("v05_generalized_adam", f"{_V05}.generalized_adam"),
+        ("v05_cyclic_lr", f"{_V05}.cyclic_lr"),
+        ("v05_nadamp", f"{_V05}.nadamp"),
+        ("v05_baseline", f"{_V05}.baseline"),
+        ("v05_amos", f"{_V05}.amos"),
+        ("v05_caspr_adaptive", f"{_V05}.caspr_adaptive"),
+        ("v05_lawa_queue", f"{_V05}.lawa_queue"),
+        ("v05_lawa_ema", f"{_V05}.lawa_ema"),
+        ("v05_schedule_free_prodigy", f"{_V05}.schedule_free_prodigy"),
+        ("v05_nadamw_sequential", f"{_V05}.nadamw_sequential"),
+        ("v05_adamg", f"{_V05}.adamg"),
+    ),
+}
 
 
 class SubmissionError(UserError, ValueError):
@@ -122,7 +156,7 @@ class LoadedSubmission:
             ) from error
 
 
-def _checked(entries) -> dict[str, str]:
+def _checked(entries: Iterable[tuple[str, str]]) -> dict[str, str]:
     registry: dict[str, str] = {}
     for name, module in entries:
         if name in registry:
@@ -131,11 +165,42 @@ def _checked(entries) -> dict[str, str]:
     return registry
 
 
+def grouped_registry(
+    builtins: Mapping[str, str], groups: Mapping[str, Iterable[tuple[str, str]]]
+) -> dict[str, tuple[str, str]]:
+    """Every group entry's name -> (group, module); `ValueError` for a name that a built-in or
+    another entry already has, naming both modules."""
+    entries: dict[str, tuple[str, str]] = {}
+    for group, members in groups.items():
+        for name, module in members:
+            taken = builtins.get(name) or entries.get(name, ("", ""))[1]
+            if taken:
+                raise ValueError(
+                    f"group {group}: submission name {name!r} is taken ({taken} and {module})"
+                )
+            entries[name] = (str(group), module)
+    return entries
+
+
 _REGISTRY = _checked(_BUILTIN)
+_GROUPED = grouped_registry(_REGISTRY, _GROUPS)
 
 
 def builtin_names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def group_names() -> list[str]:
+    """The groups, by name."""
+    return [str(group) for group in Group]
+
+
+def group_members(group: str) -> list[str]:
+    """The names of ``group``'s submissions, in the group's order; `SubmissionNotFound` for an
+    unknown group."""
+    if group not in tuple(Group):
+        raise SubmissionNotFound(f"unknown group {group!r}; known: {', '.join(group_names())}")
+    return [name for name, _ in _GROUPS[Group(group)]]
 
 
 def _plugins() -> tuple[dict[str, importlib.metadata.EntryPoint], dict[str, str]]:
@@ -152,10 +217,9 @@ def _plugins() -> tuple[dict[str, importlib.metadata.EntryPoint], dict[str, str]
             f"{ep.value} (from {ep.dist.name if ep.dist else 'an unknown distribution'})"
             for ep in eps
         )
-        if name in _REGISTRY:
-            clashes[name] = (
-                f"plugin name {name!r} is the built-in {_REGISTRY[name]}'s; plugin: {sources}"
-            )
+        if name in _REGISTRY or name in _GROUPED:
+            taken = _REGISTRY[name] if name in _REGISTRY else _GROUPED[name][1]
+            clashes[name] = f"plugin name {name!r} is the built-in {taken}'s; plugin: {sources}"
         elif len(eps) > 1:
             clashes[name] = f"{len(eps)} plugins are named {name!r}: {sources}"
         else:
@@ -350,6 +414,15 @@ def load(reference: str) -> LoadedSubmission:
         return LoadedSubmission(
             _submission_of(module, reference), f"builtin:{reference}", source_sha256(module)
         )
+    if reference in _GROUPED:
+        group, name = _GROUPED[reference]
+        module = importlib.import_module(name)
+        submission = _submission_of(module, reference)
+        if submission.name != reference:
+            raise SubmissionError(
+                f"{name} holds a submission named {submission.name!r}, registered as {reference!r}"
+            )
+        return LoadedSubmission(submission, f"{group}:{reference}", source_sha256(module))
     plugins, clashes = _plugins()
     if reference in clashes:
         raise SubmissionError(clashes[reference])
@@ -370,6 +443,8 @@ def load(reference: str) -> LoadedSubmission:
             )
         return LoadedSubmission(submission, f"entry_point:{ep.value}", plugin_sha256(ep))
     known = ", ".join([*builtin_names(), *sorted(plugins)])
+    groups = ", ".join(group_names())
     raise SubmissionNotFound(
-        f"unknown submission {reference!r}; known: {known} (or give a .py path)"
+        f"unknown submission {reference!r}; known: {known} (or give a .py path; groups: "
+        f"{groups}, listed by `optarena submissions --group NAME`)"
     )

@@ -191,25 +191,41 @@ def _rank_labels(params: Any) -> Any:
     return jax.tree.map(lambda p: "shampoo" if p.ndim >= 2 else "adamw", params)
 
 
-def shampoo(
-    info: WorkloadInfo, learning_rate, one_minus_beta1, beta2, weight_decay, warmup_factor
+def adam_grafted(
+    preconditioner: optax.GradientTransformation,
+    schedule: optax.Schedule,
+    beta1: float,
+    beta2: float,
+    weight_decay: float,
 ) -> optax.GradientTransformation:
-    """Adam-grafted Shampoo on matrices, AdamW elsewhere, on a warmup + cosine schedule."""
-    schedule = warmup_cosine(learning_rate, warmup_factor, info.step_hint)
-    beta1 = 1.0 - one_minus_beta1
+    """``preconditioner``'s direction on matrices, with momentum, grafted onto Adam's step
+    length, then decoupled weight decay and ``schedule``; AdamW on parameters of rank below 2.
+
+    The recipe around Shampoo's preconditioner, for any preconditioner of rank >= 2 gradients.
+    """
     matrices = optax.chain(
         graft(
             magnitude=optax.scale_by_adam(b1=beta1, b2=beta2, eps=1e-8),
-            direction=optax.chain(
-                scale_by_shampoo(beta2, MATRIX_EPS, precondition_every=PRECONDITION_EVERY),
-                optax.ema(beta1, debias=True),
-            ),
+            direction=optax.chain(preconditioner, optax.ema(beta1, debias=True)),
         ),
         optax.add_decayed_weights(weight_decay),
         optax.scale_by_learning_rate(schedule),
     )
     others = optax.adamw(schedule, b1=beta1, b2=beta2, eps=1e-8, weight_decay=weight_decay)
     return optax.partition({"shampoo": matrices, "adamw": others}, _rank_labels)
+
+
+def shampoo(
+    info: WorkloadInfo, learning_rate, one_minus_beta1, beta2, weight_decay, warmup_factor
+) -> optax.GradientTransformation:
+    """Adam-grafted Shampoo on matrices, AdamW elsewhere, on a warmup + cosine schedule."""
+    return adam_grafted(
+        scale_by_shampoo(beta2, MATRIX_EPS, precondition_every=PRECONDITION_EVERY),
+        warmup_cosine(learning_rate, warmup_factor, info.step_hint),
+        1.0 - one_minus_beta1,
+        beta2,
+        weight_decay,
+    )
 
 
 SUBMISSION = Submission.from_builder(shampoo, SEARCH_SPACE, DEFAULT_HPARAMS)

@@ -146,7 +146,9 @@ def register(commands) -> None:
     sub = commands.add_parser("benchmark", help=help_text, description=help_text)
     sub.set_defaults(handler=cmd_benchmark)
     sub.add_argument(
-        "--submission", required=True, help="built-in name, path to a .py file, or plugin name"
+        "--submission",
+        required=True,
+        help="built-in or group entry name (e.g. v05_baseline), .py path, or plugin name",
     )
     sub.add_argument(
         "--ruleset",

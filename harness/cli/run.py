@@ -66,7 +66,7 @@ def register(commands) -> None:
     sub.add_argument(
         "--submission",
         required=True,
-        help="built-in name, path to a .py file, or installed plugin name",
+        help="built-in or group entry name (e.g. v05_baseline), .py path, or installed plugin name",
     )
     sub.add_argument("--hparams", help="JSON object overriding the submission's default point")
     sub.add_argument("--seed", type=int, default=0, help="trial seed (default 0)")

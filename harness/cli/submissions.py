@@ -1,4 +1,5 @@
-"""``optarena submissions``: built-in and installed submissions, their rulesets and hashes.
+"""``optarena submissions``: built-in and installed submissions, their rulesets and hashes;
+``--group NAME`` lists a group's submissions instead (e.g. ``algoperf-v05``).
 
 Each is loaded in a sandboxed process (`optarena.harness.describing`); one that fails to load
 is listed with its error, not fatal to the listing.
@@ -15,13 +16,18 @@ from rich.table import Table
 from optarena.harness.cli import common
 
 
-def listing() -> list[dict[str, Any]]:
-    """One row per registered submission: what it is, or why it failed to load."""
+def listing(group: str | None = None) -> list[dict[str, Any]]:
+    """One row per registered submission (built-in and installed, or ``group``'s): what it is,
+    or why it failed to load."""
     from optarena.harness import describing
     from optarena.submissions import loader
 
+    if group is not None:
+        names = loader.group_members(group)
+    else:
+        names = loader.builtin_names() + sorted(loader.entry_points())
     rows: list[dict[str, Any]] = []
-    for name in loader.builtin_names() + sorted(loader.entry_points()):
+    for name in names:
         try:
             loaded = describing.describe(name)
         except loader.SubmissionError as error:
@@ -38,8 +44,9 @@ def listing() -> list[dict[str, Any]]:
                 "default_hparams": loaded.default_hparams,
             }
         )
-    for name, why in sorted(loader.plugin_clashes().items()):
-        rows.append({"name": name, "origin": "?", "error": why})
+    if group is None:
+        for name, why in sorted(loader.plugin_clashes().items()):
+            rows.append({"name": name, "origin": "?", "error": why})
     return rows
 
 
@@ -50,11 +57,11 @@ def _space(space: Any) -> str:
 
 
 def cmd_submissions(args: argparse.Namespace) -> int:
-    rows = listing()
+    rows = listing(args.group)
     if args.json:
         common.print_json(rows)
         return common.Exit.OK
-    table = Table(title="Submissions")
+    table = Table(title=f"Submissions: {args.group}" if args.group else "Submissions")
     for column in ("name", "origin", "source sha256", "rulesets", "search space"):
         table.add_column(column)
     for row in rows:
@@ -75,6 +82,13 @@ def cmd_submissions(args: argparse.Namespace) -> int:
 
 
 def register(commands) -> None:
+    from optarena.submissions import loader
+
     sub = commands.add_parser("submissions", help="List built-in and installed submissions.")
+    sub.add_argument(
+        "--group",
+        choices=loader.group_names(),
+        help="list this group's submissions instead (loadable by name everywhere)",
+    )
     sub.set_defaults(handler=cmd_submissions)
     common.add_json(sub)
