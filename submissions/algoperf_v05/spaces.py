@@ -1,9 +1,10 @@
 """Hyperparameter points shared by the v0.5 entries built on AlgoPerf's NAdamW baseline.
 
 `BASELINE_POINTS` are the five points of the v0.5 external-tuning baseline's
-``tuning_search_space.json`` (learning rate, ``1 - beta1``, ``beta2``, weight decay and warmup
-fraction; its dropout and label-smoothing settings are the workload's business in optarena and
-are left out). `SELF_TUNING_POINT` is the v0.5 self-tuning baseline's fixed point.
+``tuning_search_space.json`` (``prize_qualification_baselines/external_tuning/`` in
+mlcommons/algorithmic-efficiency): learning rate, ``1 - beta1``, ``beta2``, weight decay and
+warmup fraction; its dropout and label-smoothing settings are the workload's business in
+optarena and are left out. `SELF_TUNING_POINT` is the v0.5 self-tuning baseline's fixed point.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ BASELINE_POINTS = [
         "one_minus_beta1": 0.02686663061,
         "beta2": 0.9981232922116359,
         "weight_decay": 0.16375311233774334,
-        "warmup_factor": 0.05,
+        "warmup_factor": 0.1,
     },
     {
         "learning_rate": 0.0008445074561975979,
@@ -35,7 +36,7 @@ BASELINE_POINTS = [
         "one_minus_beta1": 0.13625575743,
         "beta2": 0.6291854735396584,
         "weight_decay": 0.1147386261512052,
-        "warmup_factor": 0.05,
+        "warmup_factor": 0.02,
     },
     {
         "learning_rate": 0.0017486387539278373,
