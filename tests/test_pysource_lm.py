@@ -125,7 +125,7 @@ def workload_logits(params, tokens):
 
 @pytest.fixture(scope="module")
 def trained_a_little(data_dir):
-    """Params after a few NAdamW steps (so logits are not uniform) and the test split."""
+    """Params after a few NAdamW steps (so logits are not uniform), the train and test splits."""
     import optax
 
     workload = pysource_lm.WORKLOAD
@@ -138,11 +138,11 @@ def trained_a_little(data_dir):
     for _ in range(5):
         updates, opt_state = opt.update(grad(params, next(batches)), opt_state, params)
         params = optax.apply_updates(params, updates)
-    return params, state, workload.load_split("test", data_dir)
+    return params, state, train, workload.load_split("test", data_dir)
 
 
 def test_metric_matches_scipy_whatever_the_eval_batch_size(trained_a_little):
-    params, state, test = trained_a_little
+    params, state, _, test = trained_a_little
     workload = pysource_lm.WORKLOAD
     logits = np.asarray(workload_logits(params, test["tokens"]))
     expected = reference_cross_entropy(logits, test)
@@ -158,18 +158,18 @@ def test_metric_matches_scipy_whatever_the_eval_batch_size(trained_a_little):
 
 
 def test_padding_and_later_bytes_never_change_earlier_logits(trained_a_little):
-    params, state, test = trained_a_little
-    short = int(np.argmin(test["length"]))
-    length = int(test["length"][short])
-    assert length < source.WINDOW, "the test split has a file's padded last window"
-    row = np.array(test["tokens"][short : short + 1])
+    params, state, train, _ = trained_a_little
+    short = int(np.argmin(train["length"]))
+    length = int(train["length"][short])
+    assert length < source.WINDOW, "the train split holds its files' padded last windows"
+    row = np.array(train["tokens"][short : short + 1])
     noisy = row.copy()
     noisy[0, length:] = np.random.default_rng(0).integers(1, 256, source.WINDOW - length)
     a, b = workload_logits(params, row), workload_logits(params, noisy)
     assert a.shape == (1, source.CONTEXT, source.VOCAB_SIZE)
     np.testing.assert_array_equal(a[:, : length - 1], b[:, : length - 1])
     assert not np.allclose(a[:, length:], b[:, length:])
-    batch = {"tokens": row, "length": test["length"][short : short + 1]}
+    batch = {"tokens": row, "length": train["length"][short : short + 1]}
     loss = pysource_lm.WORKLOAD.loss(params, state, batch, None, train=False)[0]
     noisy_loss = pysource_lm.WORKLOAD.loss(
         params, state, {**batch, "tokens": noisy}, None, train=False

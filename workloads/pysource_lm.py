@@ -8,6 +8,8 @@ self-attention blocks, width 64, 4 heads, GELU MLP 256, learned positions, outpu
 the byte embedding. Loss: softmax cross-entropy averaged over the batch's real next-byte
 targets. Metric: validation cross-entropy in nats per byte, summed exactly over every real
 target of the split (padding after a file's end has weight 0), to be minimized.
+Targets and budget were calibrated on CPython 3.11.7's corpus; under another release the
+``dataset`` names that release's corpus, so its results are never pooled with these.
 """
 
 from __future__ import annotations
@@ -38,13 +40,13 @@ SPEC = WorkloadSpec(
     loss="next-byte softmax cross-entropy over real tokens",
     metric="cross_entropy",
     mode=MetricMode.MIN,
-    validation_target=2.0,
-    test_target=2.0,
-    budget_sec=30.0,
-    step_hint=400,
-    eval_every_steps=8,
+    validation_target=2.65,
+    test_target=2.62,
+    budget_sec=43.25,
+    step_hint=300,
+    eval_every_steps=6,
     batch_size=8,
-    eval_batch_size=155,
+    eval_batch_size=31,
     num_train_examples=29647,
 )
 

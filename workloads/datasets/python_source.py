@@ -9,7 +9,9 @@ every byte but a file's first is a prediction target exactly once, and a file's 
 is zero-padded, with its true length carried as the ``length`` feature. Training keeps every
 window of its files; validation and test keep every `HELD_OUT_STRIDE`-th window of theirs
 (evaluations run every 2% of training and must stay cheap), and drop a window that also occurs
-in an earlier split (train, then validation), so that the splits share no example.
+in an earlier split (train, then validation), so that the splits share no example. On
+CPython 3.11.7 that gives train 114 files, 29,647 windows, 1,893,871 targets; validation 4 files,
+155 windows, 9,920 targets; test 7 files, 134 windows, 8,576 targets.
 
 The corpus changes between Python releases, so the builder's config is named after the
 interpreter's exact version (``py3_11_7``) and the workload's ``dataset`` carries that name:
