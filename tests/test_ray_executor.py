@@ -274,7 +274,6 @@ def test_a_node_that_dies_mid_trial_costs_a_retry_and_every_trial_is_stored_once
     assert _results(db) == reference
 
 
-
 def _trial_processes(cluster: Cluster) -> list[int]:
     """The processes of either node's session that run an optarena task, or a trial's tracing
     or measuring process (children of a task's fork server)."""
