@@ -7,36 +7,21 @@ import datetime as dt
 
 import pytest
 
+from optarena import records
+from optarena.harness import provenance
 from optarena.harness.cli.progress import Eta, time_left
-from optarena.records import (
-    FinishedTrial,
-    Provenance,
-    SubmissionRef,
-    Trial,
-    TrialConfig,
-    TrialResult,
-    TrialStatus,
-)
+from optarena.records import FinishedTrial, Trial, TrialResult, TrialStatus
 from optarena.workloads import registry
 
 SPEC = registry.get("digits_mlp").spec
-SUBMISSION = SubmissionRef(
+SUBMISSION = records.SubmissionRef(
     name="sgd", reference="sgd", origin="builtin:sgd", source_sha256="0" * 64
-)
-PROVENANCE = Provenance(
-    optarena_version="0.1.0",
-    git_commit="abc123",
-    jax_version="0.10.2",
-    flax_version="0.12.8",
-    optax_version="0.2.8",
-    python_version="3.11.7",
-    platform="Linux",
 )
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 
 def _trial(seed: int, budget_sec: float) -> Trial:
-    config = TrialConfig(seed=seed, hparams={}, budget_sec=budget_sec)
+    config = records.TrialConfig(seed=seed, hparams={}, budget_sec=budget_sec)
     return Trial(submission=SUBMISSION, spec=SPEC, config=config)
 
 
@@ -44,7 +29,7 @@ def _finished(trial: Trial, wall_sec: float) -> FinishedTrial:
     return FinishedTrial(
         trial=trial,
         result=TrialResult.failed(TrialStatus.ERROR, "stand-in"),
-        provenance=PROVENANCE,
+        provenance=provenance.collect(),
         started_at=NOW,
         finished_at=NOW + dt.timedelta(seconds=wall_sec),
     )
