@@ -109,6 +109,10 @@ class Eta:
         )
 
 
+def _workers(count: int) -> str:
+    return f"{count} worker{'s' * (count != 1)}"
+
+
 class _EtaColumn(ProgressColumn):
     """The time left to the estimated end, counting down between trials."""
 
@@ -156,7 +160,7 @@ class CampaignProgress:
         return time.monotonic() + self._eta.seconds()
 
     def _workers(self) -> str:
-        return f"{self._eta.running} running on {self._eta.workers} worker(s)"
+        return f"{self._eta.running} running on {_workers(self._eta.workers)}"
 
     def __enter__(self) -> CampaignProgress:
         self._progress.__enter__()
@@ -185,6 +189,7 @@ class CampaignProgress:
             self._out,
             f"[{self._done}/{self._total}] {done.trial.label}: {result.status.value} "
             f"({result.reason}), {result.timed_sec:.2f} of {done.trial.config.budget_sec:g} "
-            f"timed s, {done.wall_sec:.1f} s wall; trial {trial_id}; {self._workers()}; "
+            f"timed s, {done.wall_sec:.1f} s wall; trial {trial_id}; "
+            f"{_workers(self._eta.workers)}; "
             f"ETA {common.format_duration(self._eta.seconds())}",
         )
