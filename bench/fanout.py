@@ -200,8 +200,10 @@ def main() -> None:
         with cluster(folder) as address:
             up = time.monotonic() - started
             executor = make_executor("ray", data_dir, ray_address=address)
-            runs[COLUMNS[1]] = _run(executor, args, config, data_dir, folder, "ray")
-            executor.close()
+            try:
+                runs[COLUMNS[1]] = _run(executor, args, config, data_dir, folder, "ray")
+            finally:
+                executor.close()  # before the nodes go, or Ray ends this process
         if slurm:
             executor = SlurmExecutor(
                 data_dir, local=ChildProcessExecutor, folder=folder / "slurm-jobs"
