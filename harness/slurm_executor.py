@@ -34,9 +34,10 @@ it is raised as `SlurmJobFailed` and the jobs still queued are cancelled.
 
 A driver that dies without cleaning up (SIGKILL, a lost login session) leaves its jobs queued
 or running; no one reads what they hand back. Each job's comment names its driver
-(`driver_tag`: this host, the driver's process id and start time), and every `run` first
-cancels the jobs of drivers on this host that are no longer alive (`cancel_orphans`), so a
-rerun of the command frees their CPUs and runs their trials again in jobs of its own. Jobs of
+(`driver_tag`: this host, the driver's process id and start time), and making an executor
+cancels the jobs of drivers on this host that are no longer alive (`cancel_orphans`; the
+benchmark command makes it before planning), so a rerun of the command frees their CPUs and
+runs their trials again in jobs of its own; an orphan that finished first is ignored. Jobs of
 live drivers, and of drivers on other hosts, are left alone.
 
 submitit is imported only when an executor is made (it is an optional extra:
@@ -304,8 +305,8 @@ class SlurmExecutor:
         self.limit = local(data_dir, limit).limit
         self.partition = partition
         self.folder = Path(folder)
-        self.orphans_cancelled: list[str] = []
-        """The jobs of dead drivers the last `run` cancelled."""
+        self.orphans_cancelled = cancel_orphans()
+        """The jobs of dead drivers on this host cancelled when this executor was made."""
         self._executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster="slurm")
         parameters: dict[str, Any] = {"nodes": 1, "tasks_per_node": 1}
         parameters["slurm_comment"] = driver_tag()
@@ -333,9 +334,7 @@ class SlurmExecutor:
         self, trials: Iterable[Trial], *, on_start: OnStart | None = None
     ) -> Iterator[FinishedTrial]:
         """Submit a job per trial and yield each trial as its job hands it back (in any order);
-        ``on_start`` is called as each job is first seen running. Jobs that dead drivers on
-        this host left are cancelled first (`cancel_orphans`)."""
-        self.orphans_cancelled = cancel_orphans()
+        ``on_start`` is called as each job is first seen running."""
         jobs: collections.deque[_Job] = collections.deque()
         started: set[tuple[Any, ...]] = set()
 
