@@ -295,26 +295,29 @@ class ChildProcessExecutor:
             for trial in trials:
                 if on_start is not None:
                     on_start(trial)
-                started_at = _now()
-                try:
-                    program = trace_in_sandbox(
-                        trial, limit_sec=self.limit.setup_sec, core=self.core
-                    )
-                    result, where = self._measure(trial, program)
-                except sandbox.SandboxFailure as failed:
-                    result = TrialResult.failed(failed.status, str(failed))
-                    where = provenance.collect()
-                yield FinishedTrial(
-                    trial=trial,
-                    result=result,
-                    provenance=where,
-                    started_at=started_at,
-                    finished_at=_now(),
-                )
+                yield self.run_one(trial)
         finally:
-            if self._worker is not None:
-                self._worker.stop()
-                self._worker = None
+            self.close()
+
+    def run_one(self, trial: Trial) -> FinishedTrial:
+        """Run one trial; the measuring process stays for the next call (`close` ends it), as
+        it does between the trials of `run`."""
+        started_at = _now()
+        try:
+            program = trace_in_sandbox(trial, limit_sec=self.limit.setup_sec, core=self.core)
+            result, where = self._measure(trial, program)
+        except sandbox.SandboxFailure as failed:
+            result = TrialResult.failed(failed.status, str(failed))
+            where = provenance.collect()
+        return FinishedTrial(
+            trial=trial, result=result, provenance=where, started_at=started_at, finished_at=_now()
+        )
+
+    def close(self) -> None:
+        """End the measuring process kept between trials, if any."""
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
 
     def _measure(self, trial: Trial, program: OptimizerProgram) -> tuple[TrialResult, Provenance]:
         """The trial's result from the measuring process, and that process's provenance (this

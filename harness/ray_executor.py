@@ -92,10 +92,19 @@ def check_reachable(address: str, timeout_sec: float = 10.0) -> None:
         ) from None
 
 
+_LOCAL: dict[tuple[Any, ...], Any] = {}
+"""On a worker: the ``local`` executor kept for each (``local``, data directory, limit)."""
+
+
 def run_one(local: Callable[..., Any], trial: Trial, data_dir: str, limit: Any) -> FinishedTrial:
-    """On a worker: ``trial`` through a fresh ``local(data_dir, limit)`` executor."""
-    (done,) = local(data_dir, limit).run([trial])
-    return done
+    """On a worker: ``trial`` through the ``local(data_dir, limit)`` executor this worker
+    process keeps across its tasks (its ``run_one``), so that its fork server and its
+    measuring process, with each workload's data and compiled evaluation, serve every trial
+    the worker runs, as the child-process executor's serve every trial of a local run."""
+    key = (local, data_dir, limit)
+    if key not in _LOCAL:
+        _LOCAL[key] = local(data_dir, limit)
+    return _LOCAL[key].run_one(trial)
 
 
 def _first_line(error: BaseException) -> str:

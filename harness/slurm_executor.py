@@ -32,6 +32,14 @@ not the one planned: `SpecMismatch`) is raised here, as locally; any other excep
 a failure of the harness on that node (optarena not installed there, say), not of the trial:
 it is raised as `SlurmJobFailed` and the jobs still queued are cancelled.
 
+A driver that dies without cleaning up (SIGKILL, a lost login session) leaves its jobs queued
+or running; no one reads what they hand back. Each job's comment names its driver
+(`driver_tag`: this host, the driver's process id and start time), and making an executor
+cancels the jobs of drivers on this host that are no longer alive (`cancel_orphans`; the
+benchmark command makes it before planning), so a rerun of the command frees their CPUs and
+runs their trials again in jobs of its own; an orphan that finished first is ignored. Jobs of
+live drivers, and of drivers on other hosts, are left alone.
+
 submitit is imported only when an executor is made (it is an optional extra:
 ``optarena[slurm]``).
 """
@@ -42,8 +50,10 @@ import collections
 import dataclasses
 import datetime as dt
 import math
+import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -66,6 +76,8 @@ RESULT_GRACE_SEC = 15.0
 """How long a job that ended well (or left the queue) may take to show its result file (a
 shared file system may show it late) before it counts as lost."""
 DEFAULT_FOLDER = Path.home() / ".cache" / "optarena" / "slurm"
+DRIVER_TAG = "optarena-driver"
+"""The first word of the comment of every job a driver submits (`driver_tag`)."""
 
 OnStart = Callable[[Trial], None]
 
@@ -184,6 +196,67 @@ def job_states(job_ids: Iterable[str]) -> dict[str, str] | None:
     return {job_id: listed.get(job_id, _GONE) for job_id in job_ids}
 
 
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from ``/proc``), None if there is
+    no such process; ``""`` where ``/proc`` does not say (the process id alone then counts)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None if not _alive(pid) else ""
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[19]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def driver_tag(pid: int | None = None) -> str:
+    """The comment of the jobs driver ``pid`` (default: this process) submits: `DRIVER_TAG`,
+    this host, the process id and its start time, which tell a live driver from a dead one
+    (and from a later process given the same id)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{DRIVER_TAG}:{socket.gethostname()}:{pid}:{_process_start(pid) or ''}"
+
+
+def _orphaned(comment: str) -> bool:
+    """Whether a job's comment names a driver on this host that is no longer alive."""
+    tag, _, rest = comment.partition(":")
+    host, _, rest = rest.partition(":")
+    pid, _, started = rest.partition(":")
+    if tag != DRIVER_TAG or host != socket.gethostname() or not pid.isdigit():
+        return False
+    now = _process_start(int(pid))
+    return now is None or (bool(started) and bool(now) and now != started)
+
+
+def cancel_orphans() -> list[str]:
+    """Cancel this user's queued or running jobs whose driver, on this host, died; their ids.
+
+    Nothing is cancelled when SLURM does not answer."""
+    answer = subprocess.run(
+        ["squeue", "--me", "--noheader", "--states=PENDING,RUNNING,SUSPENDED,CONFIGURING",
+         "--format=%i|%k"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    if answer.returncode != 0:
+        return []
+    lines = (line.split("|", 1) for line in answer.stdout.splitlines() if "|" in line)
+    orphans = [job_id.strip() for job_id, comment in lines if _orphaned(comment.strip())]
+    if orphans:
+        subprocess.run(["scancel", *orphans], capture_output=True, check=False)
+    return orphans
+
+
 @dataclasses.dataclass
 class _Job:
     """A submitted job, the trial it runs and what the driver has seen of it."""
@@ -232,8 +305,11 @@ class SlurmExecutor:
         self.limit = local(data_dir, limit).limit
         self.partition = partition
         self.folder = Path(folder)
+        self.orphans_cancelled = cancel_orphans()
+        """The jobs of dead drivers on this host cancelled when this executor was made."""
         self._executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster="slurm")
         parameters: dict[str, Any] = {"nodes": 1, "tasks_per_node": 1}
+        parameters["slurm_comment"] = driver_tag()
         parameters["cpus_per_task"] = cpus_per_trial
         if gpus_per_trial:
             parameters["gpus_per_node"] = gpus_per_trial

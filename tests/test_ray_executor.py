@@ -276,6 +276,59 @@ def test_a_node_that_dies_mid_trial_costs_a_retry_and_every_trial_is_stored_once
     assert _results(db) == reference
 
 
+def _trial_processes(cluster: Cluster) -> list[int]:
+    """The processes of either node's session that run an optarena task, or a trial's tracing
+    or measuring process (children of a task's fork server)."""
+    sessions = {cluster.head.pid, cluster.node.pid}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if os.getsid(int(entry.name)) not in sessions:
+                continue
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if (title.startswith("ray::") and "optarena" in title) or "forkserver" in title:
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_driver_killed_mid_run_leaves_no_trial_running_and_a_rerun_stores_the_same_rows(
+    cluster, reference, tmp_path, data_dir
+):
+    db_file = tmp_path / "driver.db"
+    log = tmp_path / "driver.log"
+    benchmark = _ray_benchmark(db_file, data_dir, cluster, log)
+    rerun = None
+    try:
+        deadline = time.monotonic() + 120
+        while not (_trial_running_on(cluster.head) and _trial_running_on(cluster.node)):
+            assert benchmark.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the two trials never ran at once"
+            time.sleep(0.2)
+        time.sleep(1.0)  # into the trials: tracing, or measuring
+        assert _trial_processes(cluster)
+        benchmark.send_signal(signal.SIGKILL)
+        benchmark.wait()
+        killed_at = time.monotonic()
+        # Ray ends the dead driver's tasks, and their trials' processes go with them.
+        while left := _trial_processes(cluster):
+            assert time.monotonic() - killed_at < 30, f"trial processes {left} outlived the driver"
+            time.sleep(0.2)
+        print(f"the killed driver's trials ended {time.monotonic() - killed_at:.1f} s after it")
+        partial = _results(f"sqlite:///{db_file}") if db_file.exists() else {}
+        assert all(partial[key] == reference[key] for key in partial)
+        rerun = _ray_benchmark(db_file, data_dir, cluster, tmp_path / "rerun.log")
+        assert rerun.wait(timeout=300) == 0, (tmp_path / "rerun.log").read_text()
+    finally:
+        for process in (benchmark, rerun):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+    # Every trial stored once (`stored_trials` checks), as the uninterrupted run stores it.
+    assert _results(f"sqlite:///{db_file}") == reference
+
+
 FIXED = """
 import optax
 from optarena.submissions.api import Submission

@@ -1,6 +1,7 @@
 """The SLURM executor on a real one-node SLURM on this machine (``.ci/slurm`` starts it, with a
 slot per CPU): the same trials and the same results as the child-process executor, each stored
-once, also when a trial's job is cancelled while it runs.
+once, also when a trial's job is cancelled while it runs, and when the benchmark command is
+killed while its jobs run (a rerun cancels the dead command's jobs and runs their trials again).
 
 The benchmark is driven through the library (`campaign.prepare`, then `campaign.run` with a
 `SlurmExecutor`), as the benchmark command does. Each test keeps its jobs' files in a folder of
@@ -9,8 +10,11 @@ its own, and a job is told apart from other tests' jobs by its folder there (nam
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +25,13 @@ from stored import stored_trials
 from optarena.harness import campaign
 from optarena.harness.benchmark import BenchmarkConfig
 from optarena.harness.executors import ChildProcessExecutor
-from optarena.harness.slurm_executor import SlurmExecutor, job_states
+from optarena.harness.slurm_executor import (
+    DEFAULT_FOLDER,
+    SlurmExecutor,
+    cancel_orphans,
+    driver_tag,
+    job_states,
+)
 from optarena.leaderboard.store import Store
 
 if shutil.which("sinfo") is None:
@@ -120,6 +130,91 @@ def test_a_cancelled_job_is_retried_and_every_trial_is_stored_once(
     results.pop("overlap")
     assert results == reference
     assert sorted(path.name for path in folder.iterdir() if path.is_dir()) == cancelled
+
+
+def _held_job(comment: str) -> str:
+    """A job that would sleep, held in the queue (it takes no CPU), with ``comment``."""
+    answer = subprocess.run(
+        ["sbatch", "--parsable", "--hold", "--job-name", "optarena-test-held",
+         "--comment", comment, "--output", "/dev/null", "--wrap", "sleep 300"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return answer.stdout.strip().split(";")[0]
+
+
+def test_jobs_of_a_dead_driver_on_this_host_are_cancelled_and_no_others(slurm):
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead = driver_tag(finished.pid)  # taken while it lives: its start time is in the tag
+    finished.wait()
+    live = driver_tag()
+    elsewhere = live.replace(f":{os.uname().nodename}:", ":another-login-node:", 1)
+    reused = f"{live.rsplit(':', 1)[0]}:1"  # this process's id, started at another time
+    jobs = {tag: _held_job(tag) for tag in (dead, live, elsewhere, reused, "no driver")}
+    try:
+        cancelled = cancel_orphans()
+        states = job_states(jobs.values())
+    finally:
+        subprocess.run(["scancel", *jobs.values()], check=False)
+    assert sorted(cancelled) == sorted([jobs[dead], jobs[reused]])
+    assert {tag: states[job] for tag, job in jobs.items()} == {
+        dead: "CANCELLED",
+        live: "PENDING",
+        elsewhere: "PENDING",
+        reused: "CANCELLED",
+        "no driver": "PENDING",
+    }
+
+
+def _driver_jobs(pid: int) -> dict[str, str]:
+    """The jobs (all states) driver ``pid`` submitted, and their states."""
+    answer = subprocess.run(
+        ["squeue", "--me", "--noheader", "--states=all", "--format=%i|%T|%k"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    rows = [line.split("|", 2) for line in answer.stdout.splitlines()]
+    return {job: state for job, state, comment in rows if comment.split(":")[2:3] == [str(pid)]}
+
+
+def _command(db: Path, data_dir: str, log: Path) -> subprocess.Popen:
+    with log.open("w") as stream:
+        return subprocess.Popen(
+            [sys.executable, "-m", "optarena", "benchmark", "--submission", "nadamw",
+             "--ruleset", "self", "--suite", "quick", "--workloads", "digits_mlp",
+             "--studies", "1", "--max-steps", "20", "--budget-factor", "100",
+             "--executor", "slurm", "--db", f"sqlite:///{db}", "--data-dir", data_dir],
+            stdout=stream, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def test_a_killed_command_s_jobs_are_cancelled_by_the_rerun_which_stores_each_trial_once(
+    slurm, reference, tmp_path, data_dir
+):
+    db = tmp_path / "killed.db"
+    killed = _command(db, data_dir, tmp_path / "killed.log")
+    deadline = time.monotonic() + 120
+    while len(_driver_jobs(killed.pid)) < 2:  # both jobs submitted, at once
+        assert killed.poll() is None, (tmp_path / "killed.log").read_text()
+        assert time.monotonic() < deadline, "the command never submitted its jobs"
+        time.sleep(0.2)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    orphans = _driver_jobs(killed.pid)
+    rerun = _command(db, data_dir, tmp_path / "rerun.log")
+    assert rerun.wait(timeout=300) == 0, (tmp_path / "rerun.log").read_text()
+    # The orphans were cancelled (unless one finished first: its result was never read) ...
+    ended = _driver_jobs(killed.pid)
+    assert set(ended) == set(orphans)
+    assert set(ended.values()) <= {"CANCELLED", "COMPLETED"}, ended
+    print(f"orphaned jobs: {orphans} -> {ended}")
+    for job in orphans:  # the command's default folder keeps a dead driver's jobs' files
+        shutil.rmtree(DEFAULT_FOLDER / job, ignore_errors=True)
+    # ... and the rerun ran both trials in jobs of its own, storing each once, as the
+    # uninterrupted run did.
+    assert len(_driver_jobs(rerun.pid)) == 2
+    store = Store(f"sqlite:///{db}", create=False)
+    results = stored_trials(store)
+    store.close()
+    assert results == reference
 
 
 def test_the_command_line_runs_a_benchmark_as_slurm_jobs(slurm, tmp_path, data_dir, capsys):
