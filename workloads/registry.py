@@ -32,6 +32,8 @@ _BUILTIN: tuple[tuple[str, str], ...] = (
     ("cifar10_cnn", "optarena.workloads.cifar10_cnn"),
     ("pysource_lm", "optarena.workloads.pysource_lm"),
     ("pysource_lm_glu", "optarena.workloads.pysource_lm_glu"),
+    ("speech_conformer", "optarena.workloads.speech_conformer"),
+    ("speech_conformer_gelu", "optarena.workloads.speech_conformer_gelu"),
 )
 
 
