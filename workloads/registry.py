@@ -30,6 +30,8 @@ _BUILTIN: tuple[tuple[str, str], ...] = (
     ("graphs_gin_gelu", "optarena.workloads.graphs_gin_gelu"),
     ("mnist_cnn", "optarena.workloads.mnist_cnn"),
     ("cifar10_cnn", "optarena.workloads.cifar10_cnn"),
+    ("digits_vit", "optarena.workloads.digits_vit"),
+    ("digits_vit_post_ln", "optarena.workloads.digits_vit_post_ln"),
 )
 
 
