@@ -34,6 +34,8 @@ _BUILTIN: tuple[tuple[str, str], ...] = (
     ("pysource_lm_glu", "optarena.workloads.pysource_lm_glu"),
     ("speech_conformer", "optarena.workloads.speech_conformer"),
     ("speech_conformer_gelu", "optarena.workloads.speech_conformer_gelu"),
+    ("digits_vit", "optarena.workloads.digits_vit"),
+    ("digits_vit_post_ln", "optarena.workloads.digits_vit_post_ln"),
 )
 
 
