@@ -45,14 +45,15 @@ BENCHMARK = [
     "--studies",
     "1",
     "--max-steps",
-    "20",
+    "5000",
     "--budget-factor",
-    "100",
+    "1000",
     "--held-out-variants",
     "1",
 ]
 """Two trials: digits_mlp and its held-out variant, one study each. The step cap ends them
-(the budget is far away), so two trials sharing a core stop where one alone does."""
+(the budget is far away), so two trials sharing a core stop where one alone does; 5,000 steps
+keep each trial running for seconds, long enough to be killed in the middle."""
 SLOTS = json.dumps({SLOT: 1})
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]
 """Ray's command line, from this interpreter (its ``ray`` script need not be on the PATH)."""

@@ -181,6 +181,7 @@ def _command(db: Path, data_dir: str, log: Path) -> subprocess.Popen:
             [sys.executable, "-m", "optarena", "benchmark", "--submission", "nadamw",
              "--ruleset", "self", "--suite", "quick", "--workloads", "digits_mlp",
              "--studies", "1", "--max-steps", "20", "--budget-factor", "100",
+             "--held-out-variants", "1",
              "--executor", "slurm", "--db", f"sqlite:///{db}", "--data-dir", data_dir],
             stdout=stream, stderr=subprocess.STDOUT,
         )  # fmt: skip
