@@ -1,4 +1,4 @@
-"""Shared fixtures: one prepared-data directory per session and a controllable fake clock;
+"""Shared fixtures: one prepared-data directory for the whole run and a controllable fake clock;
 XLA flags as in trial processes, a core of its own for each pytest-xdist worker, and one
 persistent XLA compilation cache for the whole run."""
 
@@ -28,6 +28,7 @@ def pytest_configure(config: pytest.Config) -> None:
         cores = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cores[int(worker.removeprefix("gw")) % len(cores)]})
     _share_compiled_programs(config)
+    _share_prepared_data(config)
 
 
 COMPILATION_CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
@@ -90,14 +91,29 @@ class FakeClock:
         self.now += seconds
 
 
+RUN_DATA_ENV = "OPTARENA_TEST_RUN_DATA_DIR"
+
+
+def _share_prepared_data(config: pytest.Config) -> None:
+    """One fresh data directory for the run: the controller makes it and the pytest-xdist
+    workers inherit it through the environment, so each dataset is prepared once per run, not
+    once per worker (`workloads.data` lets one process prepare while the others wait)."""
+    if os.environ.get(RUN_DATA_ENV):
+        return
+    folder = tempfile.mkdtemp(prefix="optarena-test-data-")
+    os.environ[RUN_DATA_ENV] = folder
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
 @pytest.fixture(scope="session")
-def data_dir(tmp_path_factory: pytest.TempPathFactory):
-    """A data directory shared by the whole session, also exported as ``$OPTARENA_DATA_DIR``.
+def data_dir():
+    """The run's data directory (`_share_prepared_data`), also exported as
+    ``$OPTARENA_DATA_DIR``.
 
     The environment variable is what subprocesses (and `workloads.data.default_data_dir`) see;
     its previous value is restored when the session ends.
     """
-    path = str(tmp_path_factory.mktemp("optarena_data"))
+    path = os.environ[RUN_DATA_ENV]
     previous = os.environ.get(data.DATA_DIR_ENV)
     os.environ[data.DATA_DIR_ENV] = path
     try:

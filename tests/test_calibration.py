@@ -263,15 +263,27 @@ def test_a_workload_is_calibrated_exactly_when_its_record_matches_its_spec(name)
         assert (spec.budget_sec, spec.step_hint) == (base.budget_sec, base.step_hint)
 
 
+def _evaluated_every(workload, steps: int):
+    """``workload`` evaluated every ``steps`` train steps; what it trains does not change."""
+    return dataclasses.replace(
+        workload, spec=dataclasses.replace(workload.spec, eval_every_steps=steps)
+    )
+
+
 @pytest.mark.parametrize("name", BASES)
 def test_the_record_reproduces_on_its_first_seed(name, data_dir):
     """lr / 100 never reaches the target; on the record's CPU model, the chosen point reaches it
     at exactly the recorded step.
 
     The bad setting runs for ``step_hint`` steps: its schedule decays to zero there, so no
-    later step within any budget changes the parameters. XLA compiles different code for
-    different CPUs (instruction sets, vector widths), so the same seed gives the same numbers
-    on the same CPU model, not across models: the exact step is checked where it can hold.
+    later step within any budget changes the parameters. It is evaluated at every tenth of
+    ``step_hint`` (calibration's own check evaluated it at the spec's cadence). The chosen
+    point is evaluated only at the two evaluations around its recorded first reach, where its
+    metrics must be the recorded curve's: the same training run, so the recorded earlier
+    evaluations (none reaching) are this run's. Evaluation never changes what is trained, so
+    the sparser cadence leaves every step as it was. XLA compiles different code for different
+    CPUs (instruction sets, vector widths), so the same seed gives the same numbers on the
+    same CPU model, not across models: the exact step is checked where it can hold.
     """
     workload = registry.get(name)
     spec, record = workload.spec, calibration.load_record(name)
@@ -279,26 +291,37 @@ def test_the_record_reproduces_on_its_first_seed(name, data_dir):
     recorded = record["seed_runs"][0]
     bad = record["checks"]["bad_setting"]
     result = runner.run_trial(
-        workload,
+        _evaluated_every(workload, max(spec.step_hint // 10, spec.eval_every_steps)),
         nadamw,
         TrialConfig(
             seed=recorded["seed"], hparams=bad["hparams"], budget_sec=1e9, max_steps=spec.step_hint
         ),
         data_dir=data_dir,
     )
+    assert len(result.eval_points) >= 10
     assert not result.reached and result.num_steps == spec.step_hint
     here, there = calibration.machine()["cpu"], record["machine"]["cpu"]
     if here != there:
         pytest.skip(f"{name}'s record was made on {there}, this CPU is {here}")
+
+    target_step = recorded["steps_to_target"]
+    curve = {step: (validation, test) for step, validation, test in recorded["curve"]}
+    first_reach = min(step for step, (value, _) in curve.items() if spec.reached(value))
+    assert first_reach == target_step
+    before = target_step - spec.eval_every_steps
     good = runner.run_trial(
-        workload,
+        _evaluated_every(workload, before or target_step),
         nadamw,
         TrialConfig(
             seed=recorded["seed"],
             hparams=record["chosen_hparams"],
             budget_sec=1e9,
-            max_steps=recorded["steps_to_target"],
+            max_steps=target_step,
         ),
         data_dir=data_dir,
     )
-    assert good.reached and good.steps_to_target == recorded["steps_to_target"]
+    assert good.reached and good.steps_to_target == target_step
+    evaluated = {point.step: point.validation[spec.metric] for point in good.eval_points}
+    assert list(evaluated) == ([before] if before else []) + [target_step]
+    for step, value in evaluated.items():
+        assert value == pytest.approx(curve[step][0], rel=1e-5), step

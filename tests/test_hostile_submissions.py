@@ -316,9 +316,10 @@ def test_a_submission_that_touches_prepared_data_is_caught_and_stops_the_benchma
     # A data directory of its own: the attack would stop any benchmark reading the shared one.
     data_dir = str(tmp_path / "data")
     db = tmp_path / "store.db"
-    # Contents and modification time stay as they were: only the change time moves.
+    # One of the arrays trials read (`workloads.data`): contents and modification time stay
+    # as they were, only the change time moves.
     touch = (
-        f"target = next(p for p in pathlib.Path({data_dir!r}).rglob('*') if p.is_file()); "
+        f"target = next(pathlib.Path({data_dir!r}).rglob('arrays/*/*.npy')); "
         "before = target.stat(); "
         "__import__('os').utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))"
     )
