@@ -42,15 +42,14 @@ SPEC = WorkloadSpec(
     metric="error_rate",
     metric_bound=0.0,
     mode=MetricMode.MIN,
-    validation_target=0.02,
-    test_target=0.02,
-    budget_sec=20.0,
+    validation_target=0.004,
+    test_target=0.008,
+    budget_sec=14.4,
     step_hint=1000,
     eval_every_steps=20,
     batch_size=64,
     eval_batch_size=500,
     num_train_examples=5_000,
-    calibrated=False,
 )
 
 

@@ -36,6 +36,8 @@ _BUILTIN: tuple[tuple[str, str], ...] = (
     ("speech_conformer_gelu", "optarena.workloads.speech_conformer_gelu"),
     ("digits_vit", "optarena.workloads.digits_vit"),
     ("digits_vit_post_ln", "optarena.workloads.digits_vit_post_ln"),
+    ("numbers_translate", "optarena.workloads.numbers_translate"),
+    ("numbers_translate_glu", "optarena.workloads.numbers_translate_glu"),
 )
 
 
