@@ -18,15 +18,21 @@ from optarena.workloads import data
 
 def pytest_configure(config: pytest.Config) -> None:
     """Trials in this process compute with the XLA flags trial processes get (Eigen's threading
-    can change results in the last bits, and calibration records are exact). Under pytest-xdist
-    each worker runs on a core of its own, as a one-core machine: its trial processes run
-    there too (`isolation.trial_core` is the last core a process may use), so one worker's
+    can change results in the last bits, and calibration records are exact), on one core. Under
+    pytest-xdist each worker runs on a core of its own, as a one-core machine: its trial processes
+    run there too (`isolation.trial_core` is the last core a process may use), so one worker's
     load never lands on another's trials."""
     os.environ["XLA_FLAGS"] = isolation.xla_flags(os.environ.get("XLA_FLAGS", ""))
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker is not None and hasattr(os, "sched_setaffinity"):
+    if not hasattr(os, "sched_setaffinity"):
+        pass
+    elif worker is not None:
         cores = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cores[int(worker.removeprefix("gw")) % len(cores)]})
+    elif not getattr(config.option, "numprocesses", None):
+        # Tests run in this process, which computes like a trial process: on one core (XLA's
+        # CPU runtime splits work by the cores it may use, and the last bits with it).
+        isolation.isolate()
     _share_compiled_programs(config)
     _share_prepared_data(config)
 

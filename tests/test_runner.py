@@ -372,3 +372,16 @@ def test_a_cache_compiles_a_program_once_and_changes_no_result(data_dir, fake_cl
     assert curve(again) == curve(alone) != curve(first)
     run(work, sgd_submission(learning_rate=0.05), fake_clock, data_dir=data_dir, cache=cache)
     assert cache.compiled_programs > kept, "another learning rate is another program"
+
+
+@pytest.mark.parametrize("name", ["mnist1d_cnn", "digits_vit", "click_dlrm"])
+def test_init_compiled_fast_gives_the_default_compile_s_parameters(name):
+    """A trial's init is compiled with `runner.INIT_COMPILER_OPTIONS`: the parameters (a
+    convolution, attention and embedding family here) are bit for bit XLA's default build's,
+    so calibration records made either way agree."""
+    init = registry.get(name).init
+    key = jax.random.PRNGKey(3)
+    fast = jax.jit(init, compiler_options=runner.INIT_COMPILER_OPTIONS)(key)
+    default = jax.jit(init)(key)
+    assert jax.tree.structure(fast) == jax.tree.structure(default)
+    jax.tree.map(np.testing.assert_array_equal, fast, default)
