@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from fast import fast_jit
 
 from optarena.harness import runner, tracing
 from optarena.records import TrialStatus
@@ -104,12 +105,6 @@ def pair_spec(workload_name: str, submission_name: str) -> WorkloadSpec:
 
 def with_spec(workload, spec: WorkloadSpec):
     return dataclasses.replace(workload, spec=spec)
-
-
-def fast_jit(fun):
-    """``jax.jit(fun)`` compiled with `runner.FAST_COMPILE`: these tests check what a program
-    computes (finite, shaped, deterministic), not how fast or to the last bit."""
-    return jax.jit(fun, compiler_options=runner.FAST_COMPILE)
 
 
 def all_finite(tree) -> bool:

@@ -4,6 +4,7 @@ against scikit-learn's."""
 
 from __future__ import annotations
 
+import fast
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,7 +25,7 @@ def validation(data_dir):
 
 def perturbed_params(workload, seed: int = 1, scale: float = 0.3):
     """Initial parameters plus Gaussian noise, so that the zero-initialized head predicts."""
-    params, model_state = workload.init(jax.random.PRNGKey(0))
+    params, model_state = fast.init(workload, jax.random.PRNGKey(0))
     leaves, tree = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
     noisy = [x + scale * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)]
@@ -91,7 +92,7 @@ def test_position_embeddings_need_features_in_fours():
 @pytest.mark.parametrize("workload", [digits_vit.WORKLOAD, digits_vit_post_ln.WORKLOAD])
 def test_zero_initialized_head_starts_at_the_uniform_loss(workload, validation):
     """A zero head gives equal logits, hence a cross-entropy of ln 10 on any batch."""
-    params, model_state = workload.init(jax.random.PRNGKey(0))
+    params, model_state = fast.init(workload, jax.random.PRNGKey(0))
     batch = {key: value[:32] for key, value in validation.items()}
     loss, _ = workload.loss(params, model_state, batch, jax.random.PRNGKey(1), train=False)
     np.testing.assert_allclose(float(loss), np.log(10.0), rtol=1e-6)
@@ -116,8 +117,8 @@ def test_post_ln_blocks_normalize_their_output_and_pre_ln_blocks_do_not():
 
 def test_only_the_pre_ln_model_has_a_final_layer_norm():
     """AlgoPerf's post-LN ViT drops the encoder's final LayerNorm."""
-    pre, _ = digits_vit.WORKLOAD.init(jax.random.PRNGKey(0))
-    post, _ = digits_vit_post_ln.WORKLOAD.init(jax.random.PRNGKey(0))
+    pre, _ = jax.eval_shape(digits_vit.WORKLOAD.init, jax.random.PRNGKey(0))
+    post, _ = jax.eval_shape(digits_vit_post_ln.WORKLOAD.init, jax.random.PRNGKey(0))
     assert "LayerNorm_0" in pre
     assert "LayerNorm_0" not in post
     assert set(pre) - set(post) == {"LayerNorm_0"}
@@ -128,7 +129,7 @@ def test_error_rate_and_loss_match_sklearn_at_any_eval_batch_size(batch_size, va
     """Summed over zero-padded batches, the split's error rate and loss are scikit-learn's."""
     workload = digits_vit.WORKLOAD
     params, model_state = perturbed_params(workload)
-    sums_fn = jax.jit(workload.eval_sums)
+    sums_fn = fast.fast_jit(workload.eval_sums)
     partial = [
         sums_fn(params, model_state, batch) for batch in data.eval_batches(validation, batch_size)
     ]

@@ -7,6 +7,7 @@ with ``num2words``, so that a sentence that does not say its number fails.
 
 from __future__ import annotations
 
+import fast
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,7 +71,7 @@ def splits(data_dir):
 
 @pytest.fixture(scope="module")
 def params():
-    return jax.jit(WORKLOAD.init)(jax.random.PRNGKey(0))[0]
+    return fast.init(WORKLOAD, jax.random.PRNGKey(0))[0]
 
 
 def test_parsers_read_the_words_of_known_numbers():
@@ -150,6 +151,7 @@ def test_padding_never_changes_a_real_position(splits, params):
     source, target = batch["source"], shift_right(batch["target"])
     lengths = batch["source_length"]
 
+    @fast.fast_jit
     def logits(source, decoder_input):
         return model.apply({"params": params}, source, lengths, decoder_input, train=False)
 
@@ -177,11 +179,16 @@ def test_loss_ignores_target_padding(splits, params):
 def naive_greedy_decode(params, source, lengths) -> np.ndarray:
     """Greedy decoding without a cache: rerun the whole decoder for every new token."""
     model = Translator()
+    apply = fast.fast_jit(
+        lambda params, decoder_input: model.apply(
+            {"params": params}, source, lengths, decoder_input, train=False
+        )
+    )
     decoder_input = np.zeros((len(source), numbers.TARGET_LENGTH), np.int32)
     decoder_input[:, 0] = numbers.BOS
     out = np.zeros_like(decoder_input)
     for t in range(numbers.TARGET_LENGTH):
-        logits = model.apply({"params": params}, source, lengths, decoder_input, train=False)
+        logits = apply(params, decoder_input)
         out[:, t] = np.argmax(np.asarray(logits[:, t]), axis=-1)
         if t + 1 < numbers.TARGET_LENGTH:
             decoder_input[:, t + 1] = out[:, t]
@@ -190,7 +197,7 @@ def naive_greedy_decode(params, source, lengths) -> np.ndarray:
 
 def test_cached_greedy_decoding_matches_recomputing_the_decoder(splits, params):
     batch = batch_of(splits["validation"], 16)
-    cached = jax.jit(greedy_decode, static_argnums=0)(
+    cached = fast.fast_jit(greedy_decode, static_argnums=0)(
         Translator(), params, batch["source"], batch["source_length"]
     )
     naive = naive_greedy_decode(params, batch["source"], batch["source_length"])
@@ -204,7 +211,9 @@ def test_sequence_error_rate_counts_real_positions_only(splits, params):
     workload = WORKLOAD
     batch = dict(batch_of(splits["validation"], 6))
     decoded = np.asarray(
-        greedy_decode(Translator(), params, batch["source"], batch["source_length"])
+        fast.fast_jit(greedy_decode, static_argnums=0)(
+            Translator(), params, batch["source"], batch["source_length"]
+        )
     )
     lengths = np.array([3, 5, 14, 4, 6, 2])
     target = decoded.copy()
@@ -215,11 +224,12 @@ def test_sequence_error_rate_counts_real_positions_only(splits, params):
     batch["target"] = jnp.asarray(target)
     batch["target_length"] = jnp.asarray(lengths)
     batch[data.WEIGHT_KEY] = jnp.asarray([1.0, 1.0, 1.0, 1.0, 1.0, 0.0])
-    sums = jax.jit(workload.eval_sums)(params, {}, batch)
+    eval_sums = fast.fast_jit(workload.eval_sums)
+    sums = eval_sums(params, {}, batch)
     assert float(sums["count"]) == 5.0
     assert float(sums["errors"]) == 2.0
     batch[data.WEIGHT_KEY] = jnp.asarray([1.0, 0.0, 1.0, 0.0, 1.0, 1.0])
-    assert float(jax.jit(workload.eval_sums)(params, {}, batch)["errors"]) == 0.0
+    assert float(eval_sums(params, {}, batch)["errors"]) == 0.0
     metrics = workload.metrics({k: float(v) for k, v in sums.items()})
     assert metrics["error_rate"] == pytest.approx(2.0 / 5.0)
 
@@ -229,7 +239,7 @@ def test_the_variant_changes_only_the_model():
     assert variant.spec.base == base.spec.name
     for field in ("dataset", "budget_sec", "step_hint", "eval_every_steps", "batch_size"):
         assert getattr(variant.spec, field) == getattr(base.spec, field), field
-    base_params = base.init(jax.random.PRNGKey(0))[0]
-    variant_params = variant.init(jax.random.PRNGKey(0))[0]
+    base_params = jax.eval_shape(base.init, jax.random.PRNGKey(0))[0]
+    variant_params = jax.eval_shape(variant.init, jax.random.PRNGKey(0))[0]
     count = lambda tree: sum(leaf.size for leaf in jax.tree.leaves(tree))  # noqa: E731
     assert count(variant_params) > count(base_params), "GLU adds a gate projection per MLP"

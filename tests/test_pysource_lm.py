@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+import fast
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -129,11 +130,11 @@ def trained_a_little(data_dir):
     import optax
 
     workload = pysource_lm.WORKLOAD
-    params, state = workload.init(jax.random.PRNGKey(0))
+    params, state = fast.init(workload, jax.random.PRNGKey(0))
     train = workload.load_split("train", data_dir)
     opt = optax.nadamw(1e-2)
     opt_state = opt.init(params)
-    grad = jax.jit(jax.grad(lambda p, b: workload.loss(p, state, b, None, train=True)[0]))
+    grad = fast.fast_jit(jax.grad(lambda p, b: workload.loss(p, state, b, None, train=True)[0]))
     batches = data.train_batches(train, 32, seed=0)
     for _ in range(5):
         updates, opt_state = opt.update(grad(params, next(batches)), opt_state, params)
@@ -146,7 +147,7 @@ def test_metric_matches_scipy_whatever_the_eval_batch_size(trained_a_little):
     workload = pysource_lm.WORKLOAD
     logits = np.asarray(workload_logits(params, test["tokens"]))
     expected = reference_cross_entropy(logits, test)
-    sums_fn = jax.jit(workload.eval_sums)
+    sums_fn = fast.fast_jit(workload.eval_sums)
     for batch_size in (64, 307, 1000):
         parts = [sums_fn(params, state, b) for b in data.eval_batches(test, batch_size)]
         totals = {k: sum(float(p[k]) for p in parts) for k in parts[0]}
@@ -178,8 +179,8 @@ def test_padding_and_later_bytes_never_change_earlier_logits(trained_a_little):
 
 
 def test_head_is_tied_and_the_variant_gates_its_feed_forward():
-    params, _ = pysource_lm.WORKLOAD.init(jax.random.PRNGKey(0))
-    glu_params, _ = pysource_lm_glu.WORKLOAD.init(jax.random.PRNGKey(0))
+    params, _ = jax.eval_shape(pysource_lm.WORKLOAD.init, jax.random.PRNGKey(0))
+    glu_params, _ = jax.eval_shape(pysource_lm_glu.WORKLOAD.init, jax.random.PRNGKey(0))
     assert not any(key.startswith("Dense") for key in params), "the head reuses the embedding"
     assert params["Embed_0"]["embedding"].shape == (source.VOCAB_SIZE, 64)
     assert len(params["Block_0"]["FeedForward_0"]) == 2

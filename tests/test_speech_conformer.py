@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 
+import fast
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -27,7 +28,7 @@ def splits(data_dir):
 
 @pytest.fixture(scope="module")
 def initialized():
-    return registry.get(NAME).init(jax.random.PRNGKey(0))
+    return fast.init(registry.get(NAME), jax.random.PRNGKey(0))
 
 
 def reference_decode(logits: np.ndarray, num_frames: int) -> list[int]:
@@ -100,7 +101,7 @@ def test_utterances_are_deterministic():
 def test_edit_distance_matches_rapidfuzz():
     rng = np.random.default_rng(0)
     hyp_len, ref_len = 20, utterances.MAX_LABELS
-    distance = jax.jit(jax.vmap(conformer.edit_distance))
+    distance = fast.fast_jit(jax.vmap(conformer.edit_distance))
     count = 500
     hypotheses = rng.integers(1, 5, size=(count, hyp_len))
     references = rng.integers(1, 5, size=(count, ref_len))
@@ -136,7 +137,7 @@ def test_greedy_decode_matches_a_python_reference():
     logits = rng.normal(size=(200, 20, utterances.NUM_CLASSES)).astype(np.float32)
     logits[..., utterances.BLANK] += 1.0  # blanks as common as in a trained model
     num_frames = rng.integers(0, 21, size=200)
-    tokens, lengths = jax.jit(jax.vmap(conformer.greedy_decode))(logits, num_frames)
+    tokens, lengths = fast.fast_jit(jax.vmap(conformer.greedy_decode))(logits, num_frames)
     for i in range(200):
         want = reference_decode(logits[i], num_frames[i])
         assert int(lengths[i]) == len(want)
@@ -148,7 +149,7 @@ def test_token_error_rate_matches_rapidfuzz_on_the_decoded_split(splits, initial
     params, model_state = initialized
     arrays = {key: value[:300] for key, value in splits["validation"].items()}
     batches = data.eval_batches(arrays, 128)
-    sums_fn = jax.jit(workload.eval_sums)
+    sums_fn = fast.fast_jit(workload.eval_sums)
     parts = [sums_fn(params, model_state, batch) for batch in batches]
     sums = {key: float(sum(float(p[key]) for p in parts)) for key in parts[0]}
     got = workload.metrics(sums)["token_error_rate"]
@@ -212,6 +213,6 @@ def test_variant_changes_only_the_activation():
     assert variant.spec.base == NAME
     for field in ("budget_sec", "step_hint", "eval_every_steps", "batch_size", "dataset"):
         assert getattr(variant.spec, field) == getattr(base.spec, field)
-    base_params, _ = base.init(jax.random.PRNGKey(0))
-    variant_params, _ = variant.init(jax.random.PRNGKey(0))
+    base_params, _ = fast.init(base, jax.random.PRNGKey(0))
+    variant_params, _ = fast.init(variant, jax.random.PRNGKey(0))
     jax.tree.map(np.testing.assert_array_equal, base_params, variant_params)
