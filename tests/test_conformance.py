@@ -475,7 +475,19 @@ def test_submission_loads_and_names_itself(submission_name):
 
 
 @pytest.mark.parametrize(("workload_name", "submission_name"), TRIAL_PAIRS)
-def test_trial_is_deterministic_per_seed(workload_name, submission_name, trial_runs):
+def test_trial_is_deterministic_per_seed_and_compiles_nothing_after_its_first_evaluation(
+    workload_name, submission_name, trial_runs
+):
+    """The same seed gives the same trial, another seed another one (reference submission).
+
+    Once its first evaluation is done, a trial compiles nothing: every later step and
+    evaluation runs programs compiled before (the train step ahead of time, so that a call with
+    other input types fails rather than recompiles). One test checks both, so that one test
+    worker runs the trial both need.
+    """
+    before_first_eval, after_first_eval = trial_runs.compile_events(workload_name, submission_name)
+    assert before_first_eval, "no compile event seen: the jax monitoring hook is not working"
+    assert not after_first_eval, f"recompiled after the first evaluation: {after_first_eval}"
     cadence = pair_spec(workload_name, submission_name).eval_every_steps
     first = trial_runs.trial(workload_name, submission_name, seed=0)
     again = trial_runs.trial(workload_name, submission_name, seed=0, copy="again")
@@ -502,16 +514,6 @@ def test_trial_is_deterministic_per_seed(workload_name, submission_name, trial_r
 
     assert outcome(first) != outcome(other), "a different seed gave the same trial"
     assert outcome(first)[-1] != outcome(other)[-1]
-
-
-@pytest.mark.parametrize(("workload_name", "submission_name"), TRIAL_PAIRS)
-def test_trial_does_not_recompile_after_the_first_step(workload_name, submission_name, trial_runs):
-    """Once its first evaluation is done, a trial compiles nothing: every later step and
-    evaluation runs programs compiled before (the train step ahead of time, so that a call with
-    other input types fails rather than recompiles)."""
-    before_first_eval, after_first_eval = trial_runs.compile_events(workload_name, submission_name)
-    assert before_first_eval, "no compile event seen: the jax monitoring hook is not working"
-    assert not after_first_eval, f"recompiled after the first evaluation: {after_first_eval}"
 
 
 def test_trial_pairs_cover_every_workload_and_submission():
