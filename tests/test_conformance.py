@@ -174,10 +174,12 @@ class TrialRuns:
         self.data_dir = data_dir
         self.clock_type = clock_type
         self._results: dict[tuple, object] = {}
-        # Reruns share what a measuring process keeps between trials; the compile-event runs
-        # start without it, so that they see every compilation a trial needs. What these trials
-        # check does not depend on how well XLA optimizes, so they compile fast.
+        # Reruns share what a measuring process keeps between trials: after a pair's
+        # compile-event run, which starts with a cache of its own so that it sees every
+        # compilation a trial needs, that cache. What these trials check does not depend on how
+        # well XLA optimizes, so they compile fast.
         self._cache = runner.WorkloadCache(runner.FAST_COMPILE)
+        self._pair_caches: dict[tuple[str, str], runner.WorkloadCache] = {}
 
     def _run(self, workload_name, submission_name, seed, max_steps, on_eval=None, cache=None):
         workload = with_spec(registry.get(workload_name), pair_spec(workload_name, submission_name))
@@ -221,7 +223,9 @@ class TrialRuns:
                     seed=0,
                     max_steps=2 * pair_spec(workload_name, submission_name).eval_every_steps,
                     on_eval=lambda point: marks.append(len(events)),
-                    cache=runner.WorkloadCache(runner.FAST_COMPILE),
+                    cache=self._pair_caches.setdefault(
+                        (workload_name, submission_name), runner.WorkloadCache(runner.FAST_COMPILE)
+                    ),
                 )
             finally:
                 jax.monitoring.unregister_event_duration_listener(listener)
@@ -242,7 +246,11 @@ class TrialRuns:
             else:
                 steps = 2 * pair_spec(workload_name, submission_name).eval_every_steps
                 self._results[key] = self._run(
-                    workload_name, submission_name, seed=seed, max_steps=steps, cache=self._cache
+                    workload_name,
+                    submission_name,
+                    seed=seed,
+                    max_steps=steps,
+                    cache=self._pair_caches.get((workload_name, submission_name), self._cache),
                 )
         return self._results[key]
 
