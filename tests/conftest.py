@@ -24,12 +24,10 @@ def pytest_configure(config: pytest.Config) -> None:
     load never lands on another's trials."""
     os.environ["XLA_FLAGS"] = isolation.xla_flags(os.environ.get("XLA_FLAGS", ""))
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if not hasattr(os, "sched_setaffinity"):
-        pass
-    elif worker is not None:
+    if worker is not None and hasattr(os, "sched_setaffinity"):
         cores = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cores[int(worker.removeprefix("gw")) % len(cores)]})
-    elif not getattr(config.option, "numprocesses", None):
+    elif worker is None and not getattr(config.option, "numprocesses", None):
         # Tests run in this process, which computes like a trial process: on one core (XLA's
         # CPU runtime splits work by the cores it may use, and the last bits with it).
         isolation.isolate()

@@ -375,7 +375,7 @@ def test_a_cache_compiles_a_program_once_and_changes_no_result(data_dir, fake_cl
 
 
 @pytest.mark.parametrize("name", ["mnist1d_cnn", "digits_vit", "click_dlrm"])
-def test_init_compiled_fast_gives_the_default_compile_s_parameters(name):
+def test_a_trial_s_fast_compiled_init_gives_the_default_build_s_parameters(name):
     """A trial's init is compiled with `runner.INIT_COMPILER_OPTIONS`: the parameters (a
     convolution, attention and embedding family here) are bit for bit XLA's default build's,
     so calibration records made either way agree."""
