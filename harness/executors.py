@@ -13,6 +13,8 @@ Two are built in:
   (`WallClockLimit.setup_sec`) and one of ``budget x margin + setup allowance`` on measuring,
   and kills a child that runs past it (status ``timeout``); a child killed by SIGKILL without
   a result (the kernel's out-of-memory killer) is ``oom``; any other death is ``error``.
+  While a trial is measured, the next one is traced and compiled on another core (its
+  lookahead), so that neither waits on the trial core.
 - `InProcessExecutor`: runs trials in this process, for tests and debugging (no containment).
 
 In both, a trial whose submission code raises (``SystemExit`` included) or that raises is
@@ -30,8 +32,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -104,11 +107,16 @@ def trace(trial: Trial) -> OptimizerProgram:
 
 
 def measure(
-    trial: Trial, program: OptimizerProgram, data_dir: str, cache: Any = None
+    trial: Trial,
+    program: OptimizerProgram,
+    data_dir: str,
+    cache: Any = None,
+    ahead: Sequence[Any] = (),
 ) -> TrialResult:
     """Run one trial's exported optimizer in this process; any exception becomes an error or
     oom result. No submission code runs here. ``cache`` is a `runner.WorkloadCache` kept
-    across the trials this process measures."""
+    across the trials this process measures; ``ahead``, the trial's programs compiled ahead
+    (`runner.CompiledAhead`), which it loads instead of compiling them."""
     from optarena.harness import runner
     from optarena.workloads import registry
 
@@ -116,6 +124,8 @@ def measure(
         workload = registry.get(trial.workload)
         if workload.spec.sha256() != trial.spec.sha256():
             raise SpecMismatch(f"workload {trial.workload} changed since the benchmark was planned")
+        cache = cache or runner.WorkloadCache()
+        cache.add_ahead(ahead)
         return runner.run_program(workload, program, trial.config, data_dir=data_dir, cache=cache)
     except SpecMismatch:
         raise
@@ -208,17 +218,45 @@ def _measuring_worker(data_dir: str, core: int | None, lifeline, connection) -> 
     cache = runner.WorkloadCache()
     while True:
         try:
-            trial, program = connection.recv()
+            trial, program, ahead = connection.recv()
         except (EOFError, OSError):
             return
         try:
             outcome: tuple[TrialResult, Provenance] | SpecMismatch = (
-                measure(trial, program, data_dir, cache),
+                measure(trial, program, data_dir, cache, ahead),
                 provenance.collect(),
             )
         except SpecMismatch as error:
             outcome = error
         connection.send(outcome)
+
+
+def _compiling_worker(data_dir: str, core: int | None, lifeline, connection) -> None:
+    """A compiling process: compiles the programs of the trials it is sent ahead of their
+    measurement (`runner.precompile`) and sends them back serialized, until its connection
+    closes. A measuring-side process: it never imports a submission. A trial whose programs it
+    cannot compile gets none; its measuring process then compiles (and fails) as it would."""
+    from optarena.harness import runner
+    from optarena.workloads import registry
+
+    isolation.isolate(core)
+    sandbox.die_with_parent(lifeline)
+    cache = runner.WorkloadCache()
+    while True:
+        try:
+            trial, program = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            workload = registry.get(trial.workload)
+            ahead = []
+            if workload.spec.sha256() == trial.spec.sha256():
+                ahead = runner.precompile(
+                    workload, program, trial.config, data_dir=data_dir, cache=cache
+                )
+        except Exception:
+            ahead = []
+        connection.send(ahead)
 
 
 def trace_in_sandbox(
@@ -242,16 +280,17 @@ def trace_in_sandbox(
 
 
 class _Worker:
-    """A running measuring process and this end of its connections."""
+    """A running measuring-side process (``target``: `_measuring_worker` or
+    `_compiling_worker`) and this end of its connections."""
 
-    def __init__(self, data_dir: str, core: int | None):
+    def __init__(self, data_dir: str, core: int | None, target: Callable = _measuring_worker):
         ctx = sandbox.context()
         self._lifeline, their_lifeline = ctx.Pipe(duplex=True)
         self.connection, theirs = ctx.Pipe(duplex=True)
         self.process = ctx.Process(
-            target=_measuring_worker,
+            target=target,
             args=(data_dir, core, their_lifeline, theirs),
-            name="optarena measuring process",
+            name="optarena measuring-side process",
         )
         with sandbox.caller_script_hidden():
             self.process.start()
@@ -268,6 +307,44 @@ class _Worker:
         self.process.join()
 
 
+@dataclasses.dataclass(frozen=True)
+class _Prepared:
+    """A trial ready to measure: its program and what was compiled of it ahead, or why it
+    cannot run."""
+
+    program: OptimizerProgram | None = None
+    ahead: tuple[Any, ...] = ()
+    failure: TrialResult | None = None
+
+
+class _Lookahead:
+    """``fn(*args)`` in a daemon thread of this process (it only waits on child processes);
+    `result` waits for it and returns what it returned or raises what it raised."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any):
+        self._outcome: tuple[bool, Any] = (False, RuntimeError("lookahead did not finish"))
+        self._thread = threading.Thread(
+            target=self._run, args=(fn, args), name="optarena lookahead", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple) -> None:
+        try:
+            self._outcome = (True, fn(*args))
+        except BaseException as error:  # re-raised by `result` in the caller's thread
+            self._outcome = (False, error)
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> Any:
+        self.wait()
+        done, value = self._outcome
+        if not done:
+            raise value
+        return value
+
+
 class ChildProcessExecutor:
     """Runs each trial in two child processes, one at a time, under wall-clock limits.
 
@@ -278,48 +355,123 @@ class ChildProcessExecutor:
     harness (never a submission), so each starts in a fraction of a second; both are killed
     when the benchmark process dies. Each runs on one core (``core``, default:
     `isolation.trial_core`; `optarena.harness.isolation`).
+
+    **Lookahead**: while a trial is measured, the next trial of the same submission is traced
+    and its programs compiled (`runner.precompile`, in a compiling process that never imports
+    a submission either) on another core (``lookahead_core``, default:
+    `isolation.spare_core`; none where the process has one core, or with
+    ``lookahead=False``). The measuring process then loads the compiled programs instead of
+    compiling them (the same executable: the trial's results are bit for bit the same), and
+    the compile seconds recorded are those spent ahead. The next trial's submission code has
+    always ended before a trial's result is handed back, so the store's seal and the footprint
+    checked after each trial cover it.
     """
 
     def __init__(
-        self, data_dir: str, limit: WallClockLimit | None = None, *, core: int | None = None
+        self,
+        data_dir: str,
+        limit: WallClockLimit | None = None,
+        *,
+        core: int | None = None,
+        lookahead: bool = True,
+        lookahead_core: int | None = None,
     ):
         self.data_dir = data_dir
         self.limit = limit or WallClockLimit()
         self.core = isolation.trial_core() if core is None else core
+        self.lookahead_core = (
+            None
+            if not lookahead
+            else lookahead_core
+            if lookahead_core is not None
+            else isolation.spare_core(self.core)
+        )
         self._worker: _Worker | None = None
+        self._compiler: _Worker | None = None
 
     def run(
         self, trials: Iterable[Trial], *, on_start: OnStart | None = None
     ) -> Iterator[FinishedTrial]:
+        trials = list(trials)
+        ahead: _Lookahead | None = None
         try:
-            for trial in trials:
+            for index, trial in enumerate(trials):
                 if on_start is not None:
                     on_start(trial)
-                yield self.run_one(trial)
+                started_at = _now()
+                prepared = ahead.result() if ahead is not None else self._trace(trial, self.core)
+                ahead = None
+                following = trials[index + 1] if index + 1 < len(trials) else None
+                if (
+                    following is not None
+                    and self.lookahead_core is not None
+                    and following.submission == trial.submission
+                ):
+                    ahead = _Lookahead(self._prepare_ahead, following)
+                finished = self._finish(trial, prepared, started_at)
+                if ahead is not None:
+                    ahead.wait()
+                yield finished
         finally:
             self.close()
 
     def run_one(self, trial: Trial) -> FinishedTrial:
-        """Run one trial; the measuring process stays for the next call (`close` ends it), as
-        it does between the trials of `run`."""
+        """Run one trial, traced and compiled on its own core; the measuring process stays for
+        the next call (`close` ends it), as it does between the trials of `run`."""
         started_at = _now()
+        return self._finish(trial, self._trace(trial, self.core), started_at)
+
+    def close(self) -> None:
+        """End the measuring and compiling processes kept between trials, if any."""
+        for worker in (self._worker, self._compiler):
+            if worker is not None:
+                worker.stop()
+        self._worker = self._compiler = None
+
+    def _trace(self, trial: Trial, core: int | None) -> _Prepared:
         try:
-            program = trace_in_sandbox(trial, limit_sec=self.limit.setup_sec, core=self.core)
-            result, where = self._measure(trial, program)
+            return _Prepared(
+                program=trace_in_sandbox(trial, limit_sec=self.limit.setup_sec, core=core)
+            )
         except sandbox.SandboxFailure as failed:
-            result = TrialResult.failed(failed.status, str(failed))
+            return _Prepared(failure=TrialResult.failed(failed.status, str(failed)))
+
+    def _prepare_ahead(self, trial: Trial) -> _Prepared:
+        """Trace ``trial`` and compile its programs on the lookahead core."""
+        prepared = self._trace(trial, self.lookahead_core)
+        if prepared.program is None:
+            return prepared
+        return dataclasses.replace(prepared, ahead=self._compile_ahead(trial, prepared.program))
+
+    def _compile_ahead(self, trial: Trial, program: OptimizerProgram) -> tuple[Any, ...]:
+        """The trial's programs compiled by the compiling process; none when it fails, runs
+        past the trial's own wall-clock limit or dies (it is replaced for the next one)."""
+        if self._compiler is None:
+            self._compiler = _Worker(self.data_dir, self.lookahead_core, _compiling_worker)
+        compiler = self._compiler
+        try:
+            compiler.connection.send((trial, program))
+            if compiler.connection.poll(self.limit.seconds(trial.config.budget_sec)):
+                return tuple(compiler.connection.recv())
+        except (EOFError, OSError):
+            pass
+        self._compiler = None
+        compiler.stop(kill=True)
+        return ()
+
+    def _finish(self, trial: Trial, prepared: _Prepared, started_at: dt.datetime) -> FinishedTrial:
+        if prepared.failure is not None or prepared.program is None:
+            result = prepared.failure or TrialResult.failed(TrialStatus.ERROR, "no program")
             where = provenance.collect()
+        else:
+            result, where = self._measure(trial, prepared.program, prepared.ahead)
         return FinishedTrial(
             trial=trial, result=result, provenance=where, started_at=started_at, finished_at=_now()
         )
 
-    def close(self) -> None:
-        """End the measuring process kept between trials, if any."""
-        if self._worker is not None:
-            self._worker.stop()
-            self._worker = None
-
-    def _measure(self, trial: Trial, program: OptimizerProgram) -> tuple[TrialResult, Provenance]:
+    def _measure(
+        self, trial: Trial, program: OptimizerProgram, ahead: tuple[Any, ...] = ()
+    ) -> tuple[TrialResult, Provenance]:
         """The trial's result from the measuring process, and that process's provenance (this
         process's, when it died without a word). A measuring process that times out or dies is
         replaced for the next trial."""
@@ -329,7 +481,7 @@ class ChildProcessExecutor:
             self._worker = _Worker(self.data_dir, self.core)
         worker = self._worker
         try:
-            worker.connection.send((trial, program))
+            worker.connection.send((trial, program, ahead))
             if not worker.connection.poll(limit):
                 self._worker = None
                 worker.stop(kill=True)

@@ -34,6 +34,15 @@ def trial_core() -> int | None:
     return max(os.sched_getaffinity(0))
 
 
+def spare_core(core: int | None) -> int | None:
+    """A core this process may use other than ``core`` (the lowest), or None where there is
+    none: where a trial's next steps (tracing, compiling) can run while ``core`` measures."""
+    if core is None or not hasattr(os, "sched_getaffinity"):
+        return None
+    others = sorted(os.sched_getaffinity(0) - {core})
+    return others[0] if others else None
+
+
 def xla_flags(existing: str) -> str:
     """``existing`` XLA flags with `TRIAL_XLA_FLAGS` added (each at most once)."""
     flags = existing.split()

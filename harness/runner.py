@@ -32,17 +32,20 @@ to that factor never cuts a segment short.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
+import json
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import serialize_executable
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from optarena.harness import optimizer_program, tracing
@@ -170,6 +173,17 @@ class _Evaluator:
         return {k: float(v) for k, v in self._metrics(totals).items()}
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CompiledAhead:
+    """A program of a trial compiled ahead of it by another measuring-side process
+    (`precompile`): the key `WorkloadCache` files it under, the serialized executable, and the
+    seconds its compile took there."""
+
+    key: str
+    executable: bytes
+    compile_sec: float
+
+
 class WorkloadSetup(NamedTuple):
     """What a trial needs of its workload that no optimizer changes."""
 
@@ -183,31 +197,71 @@ class WorkloadCache:
     has run (the data read once, the evaluation and the model's init compiled once), and the
     last `MAX_COMPILED` compiled programs, keyed by their lowered text, so that trials whose
     programs are the same (the default point over seeds, say) compile once (all untimed).
-    Every program it compiles gets ``compiler_options`` (`FAST_COMPILE` for smoke trials)."""
+    Every program it compiles gets ``compiler_options`` (`FAST_COMPILE` for smoke trials).
+    Programs compiled ahead elsewhere (`CompiledAhead`, `add_ahead`) are loaded instead of
+    compiled when a lowered program has their key."""
 
     def __init__(self, compiler_options: Mapping[str, Any] | None = None) -> None:
         self.compiler_options = dict(compiler_options or {})
         self._setups: dict[tuple, WorkloadSetup] = {}
         self._compiled: collections.OrderedDict[str, Any] = collections.OrderedDict()
+        self._ahead: dict[str, CompiledAhead] = {}
+        self.loaded_ahead = 0
+        """How many programs compiled ahead were loaded instead of compiled here."""
 
     @property
     def compiled_programs(self) -> int:
         """How many compiled programs are kept."""
         return len(self._compiled)
 
+    def key(self, lowered: jax.stages.Lowered, mesh: Mesh) -> str:
+        """The key ``lowered`` is compiled under: its text, the devices and compiler options."""
+        text = lowered.as_text(debug_info=False)
+        devices = ",".join(str(d.id) for d in mesh.devices.flat)
+        options = json.dumps(self.compiler_options, sort_keys=True)
+        return hashlib.sha256(f"{devices}\n{options}\n{text}".encode()).hexdigest()
+
+    def add_ahead(self, programs: Iterable[CompiledAhead]) -> None:
+        """Keep ``programs`` (compiled ahead for the next trial) in place of any kept before."""
+        self._ahead = {program.key: program for program in programs}
+
     def compile(self, lowered: jax.stages.Lowered, mesh: Mesh) -> jax.stages.Compiled:
         """``lowered``, compiled for ``mesh``, or the compiled program of an identical one seen
         before on the same devices."""
-        text = lowered.as_text(debug_info=False)
-        devices = ",".join(str(d.id) for d in mesh.devices.flat)
-        key = hashlib.sha256(f"{devices}\n{text}".encode()).hexdigest()
+        return self.compile_timed(lowered, mesh)[0]
+
+    def compile_timed(
+        self, lowered: jax.stages.Lowered, mesh: Mesh
+    ) -> tuple[jax.stages.Compiled, float]:
+        """`compile`, and the compile seconds spent elsewhere on what it returns (those of a
+        program compiled ahead, 0 otherwise)."""
+        key = self.key(lowered, mesh)
+        elsewhere = 0.0
         if key in self._compiled:
             self._compiled.move_to_end(key)
         else:
-            self._compiled[key] = lowered.compile(self.compiler_options or None)
+            ahead = self._ahead.pop(key, None)
+            if ahead is not None:
+                self._compiled[key] = serialize_executable.deserialize_and_load(
+                    ahead.executable, lowered.in_tree, lowered.out_tree
+                )
+                elsewhere = ahead.compile_sec
+                self.loaded_ahead += 1
+            else:
+                self._compiled[key] = lowered.compile(self.compiler_options or None)
             if len(self._compiled) > MAX_COMPILED:
                 self._compiled.popitem(last=False)
-        return self._compiled[key]
+        return self._compiled[key], elsewhere
+
+    def compile_ahead(self, lowered: jax.stages.Lowered, mesh: Mesh) -> CompiledAhead:
+        """Compile ``lowered`` here for a `WorkloadCache` in another process."""
+        start = time.perf_counter()
+        compiled = lowered.compile(self.compiler_options or None)
+        seconds = time.perf_counter() - start
+        executable, _, _ = serialize_executable.serialize(compiled)
+        return CompiledAhead(
+            key=self.key(lowered, mesh), executable=executable, compile_sec=seconds
+        )
 
     def get(self, workload: Workload, data_dir: str, mesh: Mesh) -> WorkloadSetup:
         key = (workload.spec.sha256(), data_dir, tuple(d.id for d in mesh.devices.flat))
@@ -244,6 +298,91 @@ def _flops(compiled) -> float | None:
         analysis = analysis[0] if analysis else {}
     flops = (analysis or {}).get("flops")
     return float(flops) if flops is not None and flops >= 0 else None
+
+
+def _batch_shapes(train_arrays: Arrays, batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+    return {
+        key: jax.ShapeDtypeStruct((batch_size, *value.shape[1:]), value.dtype)
+        for key, value in train_arrays.items()
+    }
+
+
+def _lower_init(tx: Any, params: Any, replicated: NamedSharding) -> jax.stages.Lowered:
+    return jax.jit(tx.init, out_shardings=replicated).lower(params)
+
+
+def _lower_train_step(
+    workload: Workload, tx: Any, state: TrainState, batch_shapes: Any, step_rng: Any, mesh: Mesh
+) -> jax.stages.Lowered:
+    replicated = NamedSharding(mesh, PartitionSpec())
+    sharded = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+    return jax.jit(
+        make_train_step(workload, tx),
+        in_shardings=(replicated, sharded, replicated),
+        out_shardings=replicated,
+        donate_argnums=0,
+    ).lower(state, batch_shapes, step_rng)
+
+
+def _lower_eval_params(eval_params: Callable, opt_state: Any, params: Any) -> jax.stages.Lowered:
+    return jax.jit(eval_params).lower(opt_state, params)
+
+
+def _placed(tree: Any, sharding: NamedSharding) -> Any:
+    """Shapes and dtypes of ``tree``, placed as ``sharding`` places arrays."""
+    return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(
+            x.shape, x.dtype, sharding=sharding, weak_type=getattr(x, "weak_type", False)
+        ),
+        tree,
+    )
+
+
+def precompile(
+    workload: Workload,
+    program: OptimizerProgram,
+    config: TrialConfig,
+    *,
+    data_dir: str,
+    cache: WorkloadCache,
+    mesh: Mesh | None = None,
+) -> list[CompiledAhead]:
+    """Compile a trial's optimizer init, train step and ``eval_params`` ahead of its
+    `run_program`, from shapes alone, lowered exactly as `run_program` lowers them, so that a
+    `WorkloadCache` given them (`WorkloadCache.add_ahead`) loads instead of compiling.
+
+    A measuring-side step: no submission code runs here, only ``program``'s XLA programs are
+    compiled. Raises what loading or lowering them raises."""
+    mesh = make_mesh() if mesh is None else mesh
+    replicated = NamedSharding(mesh, PartitionSpec())
+    setup = cache.get(workload, data_dir, mesh)
+    init_rng, step_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+    params, model_state = _placed(jax.eval_shape(setup.init, init_rng), replicated)
+    tx, eval_params = optimizer_program.load(program, params)
+    opt_state = _placed(jax.eval_shape(tx.init, params), replicated)
+    scalar = jax.ShapeDtypeStruct((), jnp.int32, sharding=replicated)
+    state = TrainState(
+        step=scalar,
+        params=params,
+        model_state=model_state,
+        opt_state=opt_state,
+        last_loss=jax.ShapeDtypeStruct((), jnp.float32, sharding=replicated),
+        all_finite=jax.ShapeDtypeStruct((), jnp.bool_, sharding=replicated),
+    )
+    lowered = [
+        _lower_init(tx, params, replicated),
+        _lower_train_step(
+            workload,
+            tx,
+            state,
+            _batch_shapes(setup.train_arrays, program.batch_size),
+            _placed(step_rng, replicated),
+            mesh,
+        ),
+    ]
+    if eval_params is not None:
+        lowered.append(_lower_eval_params(eval_params, opt_state, params))
+    return [cache.compile_ahead(program, mesh) for program in lowered]
 
 
 def run_trial(
@@ -284,7 +423,6 @@ def run_program(
     spec = workload.spec
     mesh = make_mesh() if mesh is None else mesh
     replicated = NamedSharding(mesh, PartitionSpec())
-    sharded = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
     # Untimed setup: data, model, optimizer.
     batch_size = program.batch_size
@@ -300,8 +438,7 @@ def run_program(
     params, model_state = setup.init(init_rng)
     tx, eval_params = optimizer_program.load(program, params)
     try:
-        init = jax.jit(tx.init, out_shardings=replicated).lower(params)
-        opt_state = cache.compile(init, mesh)(params)
+        opt_state = cache.compile(_lower_init(tx, params, replicated), mesh)(params)
     except Exception as error:
         raise SubmissionFailure(f"the optimizer's init program failed: {error!r}") from error
     state = TrainState(
@@ -315,31 +452,27 @@ def run_program(
     # Init and transfers run asynchronously: finish them before the clock starts.
     state, step_rng = jax.block_until_ready(jax.device_put((state, step_rng), replicated))
     batches: Iterator[Arrays] = data.train_batches(train_arrays, batch_size, config.seed)
-    batch_shapes = {
-        key: jax.ShapeDtypeStruct((batch_size, *value.shape[1:]), value.dtype)
-        for key, value in train_arrays.items()
-    }
 
-    # Compiled, limited, not scored.
+    # Compiled, limited, not scored (here, or ahead by `precompile`).
     start = clock()
     try:
-        compiled = cache.compile(
-            jax.jit(
-                make_train_step(workload, tx),
-                in_shardings=(replicated, sharded, replicated),
-                out_shardings=replicated,
-                donate_argnums=0,
-            ).lower(state, batch_shapes, step_rng),
+        compiled, compile_sec = cache.compile_timed(
+            _lower_train_step(
+                workload, tx, state, _batch_shapes(train_arrays, batch_size), step_rng, mesh
+            ),
             mesh,
         )
         if eval_params is not None:
-            eval_params = cache.compile(jax.jit(eval_params).lower(opt_state, params), mesh)
+            eval_params, ahead_sec = cache.compile_timed(
+                _lower_eval_params(eval_params, opt_state, params), mesh
+            )
+            compile_sec += ahead_sec
     except Exception as error:
         raise SubmissionFailure(
             "compiling the train step with the optimizer's programs failed: "
             f"{type(error).__name__}: {error}"
         ) from error
-    compile_sec = clock() - start
+    compile_sec += clock() - start
     if compile_sec > compile_limit_sec:
         return TrialResult.failed(
             TrialStatus.TIMEOUT,

@@ -74,6 +74,11 @@ def context() -> multiprocessing.context.BaseContext:
     return ctx
 
 
+_STARTING = threading.Lock()
+"""Held while a process starts: a benchmark starts them from two threads (a trial's, and the
+lookahead's), and each swaps ``__main__``'s spec while it does."""
+
+
 @contextlib.contextmanager
 def caller_script_hidden() -> Iterator[None]:
     """Start processes without the caller's ``__main__``.
@@ -84,13 +89,14 @@ def caller_script_hidden() -> Iterator[None]:
     arguments are importable from optarena), so while a child starts, ``__main__`` reads as a
     module named ``__main__``, which multiprocessing does not re-import.
     """
-    main = sys.modules["__main__"]
-    saved = main.__dict__.get("__spec__")
-    main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
-    try:
-        yield
-    finally:
-        main.__spec__ = saved
+    with _STARTING:
+        main = sys.modules["__main__"]
+        saved = main.__dict__.get("__spec__")
+        main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+        try:
+            yield
+        finally:
+            main.__spec__ = saved
 
 
 def die_with_parent(connection) -> None:
