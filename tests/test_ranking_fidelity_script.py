@@ -7,7 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from optarena.harness import cli
+from optarena.harness import cli, reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRIES = """published_name,ruleset,optarena_name
@@ -89,3 +89,18 @@ def test_a_bad_mapping_is_one_line_and_exit_2(tmp_path, capsys):
     )
     assert code == 2 and out == "" and err.count("\n") == 1 and "unknown ruleset" in err
     assert not db.exists()
+
+
+def _committed_studies() -> list[Path]:
+    return sorted((ROOT / "bench" / "ranking_fidelity").rglob("*-times.csv"))
+
+
+def test_the_committed_studies_are_there_and_rescore_within_tolerance():
+    """Every study committed next to the script re-scores, from its times, to the scores it
+    recorded (the README's table comes from them)."""
+    studies = _committed_studies()
+    assert studies, "the measured study's results are committed in bench/ranking_fidelity/"
+    for times in studies:
+        scores = times.with_name(times.name.replace("-times.csv", "-scores.csv"))
+        checked = reproduce.rescore_times(str(times), str(scores))
+        assert len(checked) > 0 and checked["match"].all(), checked[~checked["match"]]
