@@ -360,9 +360,8 @@ def precompile(
     params, model_state = _placed(jax.eval_shape(setup.init, init_rng), replicated)
     tx, eval_params = optimizer_program.load(program, params)
     opt_state = _placed(jax.eval_shape(tx.init, params), replicated)
-    scalar = jax.ShapeDtypeStruct((), jnp.int32, sharding=replicated)
     state = TrainState(
-        step=scalar,
+        step=jax.ShapeDtypeStruct((), jnp.int32, sharding=replicated),
         params=params,
         model_state=model_state,
         opt_state=opt_state,
@@ -382,7 +381,7 @@ def precompile(
     ]
     if eval_params is not None:
         lowered.append(_lower_eval_params(eval_params, opt_state, params))
-    return [cache.compile_ahead(program, mesh) for program in lowered]
+    return [cache.compile_ahead(each, mesh) for each in lowered]
 
 
 def run_trial(
